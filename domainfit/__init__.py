@@ -1,0 +1,55 @@
+"""domainfit: adapt an embedding model to your own documents.
+
+The public API, re-exported lazily so that ``import domainfit`` (and the CLI's
+``--help``) stays fast; torch and friends load when a stage first runs.
+
+Example::
+
+    import domainfit
+    cfg = domainfit.load_config("run.toml")
+    result = domainfit.run_pipeline("docs/", domainfit.RunDir("runs/x"), cfg)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # config and artifacts
+    "RunConfig": ".config",
+    "LLMConfig": ".config",
+    "SynthConfig": ".config",
+    "SplitConfig": ".config",
+    "MiningConfig": ".config",
+    "TrainConfig": ".config",
+    "EvalConfig": ".config",
+    "load_config": ".config",
+    "RunDir": ".artifacts",
+    "Chunk": ".artifacts",
+    "Pair": ".artifacts",
+    "DomainfitError": ".errors",
+    # stages
+    "run_synth": ".synth",
+    "run_mining": ".mining",
+    "run_training": ".train",
+    "run_evaluation": ".evaluate",
+    "evaluate_beir": ".evaluate",
+    "make_splits": ".evaluate.splits",
+    "reviewed_pairs": ".review",
+    "run_pipeline": ".pipeline",
+    # submodules
+    "models": ".models",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'domainfit' has no attribute {name!r}")
+    module = importlib.import_module(module_name, __name__)
+    return module if name == "models" else getattr(module, name)

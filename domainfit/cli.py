@@ -1,0 +1,260 @@
+"""The ``domainfit`` command line: parse flags, call the Python API, print.
+
+Every verb takes ``--config run.toml`` and a run directory (``--out``); flags
+override the file. Errors a user can fix print one line; ``--debug`` shows the
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .artifacts import RunDir
+from .config import RunConfig, dump_toml, load_config
+from .errors import DomainfitError
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+app = typer.Typer(
+    name="domainfit",
+    help="Adapt an embedding model to your documents: synth -> review -> mine -> train -> eval, or `run` for all.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (one table per stage).", exists=False)
+BaseModelOption = typer.Option(None, "--base-model", help="Embedding model: 'minilm', a local dir, or a cached hub id.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"domainfit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+) -> None:
+    if debug:
+        os.environ["DOMAINFIT_DEBUG"] = "1"
+
+
+def _config(config_path: Optional[Path], overrides: dict[str, Any]) -> RunConfig:
+    return load_config(config_path, overrides)
+
+
+def _run_dir(run: Optional[Path], out: Optional[Path]) -> RunDir:
+    chosen = out or run
+    if chosen is None:
+        raise typer.BadParameter("give the run directory (RUN or --out RUN_DIR)")
+    return RunDir(chosen)
+
+
+def _split_dims(dims: Optional[str]) -> Optional[list[int]]:
+    if dims is None:
+        return None
+    try:
+        return [int(part) for part in dims.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--dims takes comma-separated integers, got {dims!r}") from None
+
+
+@app.command()
+def synth(
+    docs: Path = typer.Argument(..., help="Folder of documents (txt, md, html, pdf, docx)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
+    config: Optional[Path] = ConfigOption,
+    base_model: Optional[str] = BaseModelOption,
+    llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint; unset = local llama.cpp."),
+    llm_model: Optional[str] = typer.Option(None, help="Model name at the endpoint."),
+    prompt_style: Optional[str] = typer.Option(None, help="auto, tools, json or completion."),
+    questions_per_chunk: Optional[int] = typer.Option(None, help="Questions asked per chunk."),
+    max_concurrency: Optional[int] = typer.Option(None, help="Requests in flight at once."),
+    max_chunks: Optional[int] = typer.Option(None, help="Only send the first N chunks to the LLM."),
+) -> None:
+    """Chunk DOCS and have an LLM write validated questions for each chunk."""
+    from .synth import run_synth
+
+    cfg = _config(
+        config,
+        {
+            "base_model": base_model,
+            "llm.base_url": llm_base_url,
+            "llm.model": llm_model,
+            "llm.prompt_style": prompt_style,
+            "synth.questions_per_chunk": questions_per_chunk,
+            "llm.max_concurrency": max_concurrency,
+            "synth.max_chunks": max_chunks,
+        },
+    )
+    result = run_synth(docs, RunDir(out), cfg)
+    console.print(result.summary())
+
+
+@app.command()
+def review(
+    run: Optional[Path] = typer.Argument(None, help="Run directory with pairs.jsonl."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (same as RUN)."),
+    config: Optional[Path] = ConfigOption,
+    host: Optional[str] = typer.Option(None, help="Interface to bind (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port (default: a free one)."),
+    open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
+) -> None:
+    """Serve a local page to accept, reject and edit generated pairs."""
+    from .review import serve
+
+    cfg = _config(config, {"review.host": host, "review.port": port})
+    serve(_run_dir(run, out), host=cfg.review.host, port=cfg.review.port, open_browser=open_browser)
+
+
+@app.command()
+def mine(
+    run: Optional[Path] = typer.Argument(None, help="Run directory with chunks.parquet and pairs.jsonl."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (same as RUN)."),
+    config: Optional[Path] = ConfigOption,
+    base_model: Optional[str] = BaseModelOption,
+    strategy: Optional[str] = typer.Option(None, help="hard, semi-hard or random."),
+    num_negatives: Optional[int] = typer.Option(None, help="Negatives per pair."),
+    range_max: Optional[int] = typer.Option(None, help="Candidates retrieved per query."),
+    relative_margin: Optional[float] = typer.Option(None, help="Keep negatives below pos*(1-m)."),
+) -> None:
+    """Index chunks in LanceDB and mine hard negatives for the training pairs."""
+    from .mining import run_mining
+
+    cfg = _config(
+        config,
+        {
+            "base_model": base_model,
+            "mining.strategy": strategy,
+            "mining.num_negatives": num_negatives,
+            "mining.range_max": range_max,
+            "mining.relative_margin": relative_margin,
+        },
+    )
+    result = run_mining(_run_dir(run, out), cfg)
+    console.print(result.summary())
+
+
+@app.command()
+def train(
+    run: Optional[Path] = typer.Argument(None, help="Run directory with splits and (optionally) triplets."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (same as RUN)."),
+    config: Optional[Path] = ConfigOption,
+    base_model: Optional[str] = BaseModelOption,
+    loss: Optional[str] = typer.Option(None, help="cached-mnrl, mnrl or triplet."),
+    epochs: Optional[float] = typer.Option(None, help="Training epochs."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Pairs per batch."),
+    learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    dims: Optional[str] = typer.Option(None, help="Matryoshka dims, e.g. 384,256,128,64 ('' = off)."),
+) -> None:
+    """Fine-tune the base model on the training split."""
+    from .train import run_training
+
+    cfg = _config(
+        config,
+        {
+            "base_model": base_model,
+            "train.loss": loss,
+            "train.epochs": epochs,
+            "train.max_steps": max_steps,
+            "train.batch_size": batch_size,
+            "train.learning_rate": learning_rate,
+            "train.matryoshka_dims": _split_dims(dims),
+        },
+    )
+    result = run_training(_run_dir(run, out), cfg)
+    console.print(result.summary())
+
+
+@app.command("eval")
+def evaluate(
+    run: Optional[Path] = typer.Argument(None, help="Run directory (not needed with --beir)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where eval/ is written (default: RUN)."),
+    config: Optional[Path] = ConfigOption,
+    base_model: Optional[str] = BaseModelOption,
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", "-m", help="Extra model to compare, LABEL=PATH or PATH; repeatable."
+    ),
+    beir: Optional[Path] = typer.Option(None, "--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)."),
+    dims: Optional[str] = typer.Option(None, help="Dims to report, e.g. 384,256,128,64."),
+    bm25: Optional[bool] = typer.Option(None, "--bm25/--no-bm25", help="Include the BM25 baseline."),
+) -> None:
+    """Measure retrieval on held-out queries: base vs fine-tuned vs BM25, at every dim."""
+    from .evaluate import evaluate_beir, run_evaluation
+
+    cfg = _config(config, {"base_model": base_model, "eval.dims": _split_dims(dims), "eval.bm25": bm25})
+    if beir is not None:
+        target = out or run
+        if target is None:
+            raise typer.BadParameter("--beir needs --out OUT for the results")
+        result = evaluate_beir(beir, RunDir(target), cfg, models=model or [])
+    else:
+        run_dir = _run_dir(run, None)
+        result = run_evaluation(run_dir, cfg, models=model or [], out=RunDir(out) if out else None)
+    console.print(result.summary())
+
+
+@app.command("run")
+def run_all(
+    docs: Optional[Path] = typer.Argument(None, help="Folder of documents."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<folder name>)."),
+    config: Optional[Path] = ConfigOption,
+    base_model: Optional[str] = BaseModelOption,
+    llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint; unset = local llama.cpp."),
+    llm_model: Optional[str] = typer.Option(None, help="Model name at the endpoint."),
+    loss: Optional[str] = typer.Option(None, help="cached-mnrl, mnrl or triplet."),
+    epochs: Optional[float] = typer.Option(None, help="Training epochs."),
+    from_stage: Optional[str] = typer.Option(None, "--from", help="Redo from this stage on (synth, split, mine, train, eval)."),
+    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config (secrets masked) and exit."),
+) -> None:
+    """Do everything: synth -> split -> mine -> baseline eval -> train -> eval -> report; resumes."""
+    cfg = _config(
+        config,
+        {
+            "base_model": base_model,
+            "llm.base_url": llm_base_url,
+            "llm.model": llm_model,
+            "train.loss": loss,
+            "train.epochs": epochs,
+        },
+    )
+    if print_config:
+        console.print(dump_toml(cfg), markup=False, highlight=False, end="")
+        return
+    if docs is None:
+        raise typer.BadParameter("give the document folder: domainfit run DOCS --out RUN")
+    from .pipeline import run_pipeline
+
+    run_dir = RunDir(out or Path("runs") / docs.resolve().name)
+    result = run_pipeline(docs, run_dir, cfg, from_stage=from_stage)
+    console.print(result.summary())
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console-script entry point: run the app, print DomainfitErrors as one line."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except DomainfitError as error:
+        if os.environ.get("DOMAINFIT_DEBUG") == "1":
+            raise
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished work is saved; run the same command to resume", highlight=False)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

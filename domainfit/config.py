@@ -1,0 +1,421 @@
+"""Configuration: one pydantic model per stage, gathered in :class:`RunConfig`.
+
+The same models are filled from a TOML file (``--config run.toml``, one table per
+stage), from environment variables (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``,
+``DOMAINFIT_LLM_MODEL``) and from CLI flags, in that order of precedence (flags win).
+Unknown keys and bad values fail before any work, with one line naming the key.
+
+Example::
+
+    cfg = load_config("run.toml", overrides={"train.epochs": 2})
+    cfg.train.loss            # 'cached-mnrl'
+    print(dump_toml(cfg))     # the resolved config, API key masked
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Section(BaseModel):
+    """A config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=True)
+
+
+# --------------------------------------------------------------------------- synth
+
+
+class PromptStyle(str, Enum):
+    """How the LLM is asked for structured output.
+
+    ``auto`` picks ``completion`` for the offline base model and ``tools`` otherwise.
+    """
+
+    auto = "auto"
+    tools = "tools"  # instructor Mode.TOOLS: OpenAI function calling
+    json = "json"  # instructor Mode.JSON: JSON object response format
+    completion = "completion"  # few-shot text completion for base models, parsed by us
+
+
+class LLMConfig(_Section):
+    """The question-writing LLM: any OpenAI-compatible endpoint, or the local default."""
+
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint; unset starts the local llama.cpp server"
+    )
+    model: str | None = Field(None, description="model name sent to the endpoint")
+    api_key: SecretStr | None = Field(None, description="API key (prefer OPENAI_API_KEY)")
+    prompt_style: PromptStyle = Field(PromptStyle.auto, description="structured-output mode")
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="sampling temperature")
+    max_tokens: int = Field(512, gt=0, description="completion token cap per request")
+    max_concurrency: int = Field(16, ge=1, le=1024, description="requests in flight at once")
+    requests_per_minute: float | None = Field(None, gt=0, description="client-side rate limit")
+    tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit")
+    timeout_s: float = Field(60.0, gt=0, description="per-request timeout in seconds")
+    max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts/dropped connections")
+    max_reasks: int = Field(1, ge=0, description="re-asks when an answer fails validation")
+    price_per_1k_input: float | None = Field(None, ge=0, description="USD per 1k prompt tokens")
+    price_per_1k_output: float | None = Field(None, ge=0, description="USD per 1k completion tokens")
+    local_model_path: str | None = Field(
+        None, description="GGUF for the local server; unset uses the packaged Gemma 3 270M"
+    )
+    local_context: int = Field(2048, ge=256, description="context window of the local server")
+    local_threads: int | None = Field(None, ge=1, description="CPU threads for the local server")
+
+    @property
+    def is_local(self) -> bool:
+        return self.base_url is None
+
+
+class SynthConfig(_Section):
+    """Documents -> chunks -> validated question–chunk pairs."""
+
+    extensions: list[str] = Field(
+        [".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx"],
+        description="file types loaded from the document folder",
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="files larger than this are skipped")
+    chunk_max_tokens: int = Field(200, ge=16, description="chunk size in base-model tokens")
+    chunk_overlap_tokens: int = Field(30, ge=0, description="tokens shared by adjacent chunks")
+    min_chunk_tokens: int = Field(24, ge=1, description="smaller chunks are not sent to the LLM")
+    questions_per_chunk: int = Field(2, ge=1, le=20, description="questions asked per chunk")
+    question_min_tokens: int = Field(4, ge=1, description="shortest acceptable question")
+    question_max_tokens: int = Field(64, ge=2, description="longest acceptable question")
+    grounding_min_ratio: float = Field(
+        0.85, ge=0, le=1, description="fuzzy match ratio for an evidence span to count as grounded"
+    )
+    copy_ngram: int = Field(5, ge=2, description="word n-gram size of the copy check")
+    copy_max_overlap: float = Field(
+        0.5, ge=0, le=1, description="share of a question's n-grams found in the chunk that rejects it"
+    )
+    near_duplicate_cosine: float = Field(
+        0.95, gt=0, le=1, description="questions more similar than this are duplicates"
+    )
+    judge: bool = Field(False, description="ask the LLM to score each pair (costs a call per pair)")
+    judge_min_score: int = Field(4, ge=1, le=5, description="judge score (1-5) needed to keep a pair")
+    roundtrip_top_k: int = Field(
+        0, ge=0, description="keep a pair only if BM25 ranks its chunk in the top k (0 = off)"
+    )
+    token_budget: int | None = Field(None, gt=0, description="stop cleanly after this many tokens")
+    max_chunks: int | None = Field(None, gt=0, description="only send the first N chunks (demo/debug)")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "SynthConfig":
+        if self.chunk_overlap_tokens >= self.chunk_max_tokens:
+            raise ValueError(
+                f"chunk_overlap_tokens ({self.chunk_overlap_tokens}) must be below "
+                f"chunk_max_tokens ({self.chunk_max_tokens})"
+            )
+        if self.question_min_tokens > self.question_max_tokens:
+            raise ValueError("question_min_tokens must not exceed question_max_tokens")
+        return self
+
+
+# --------------------------------------------------------------------------- split
+
+
+class SplitConfig(_Section):
+    """How held-out test (and validation) queries are chosen."""
+
+    by: Literal["document", "chunk", "query"] = Field(
+        "document",
+        description="unit kept together: 'query' is the random row split (optimistic: it leaks chunks)",
+    )
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share of units held out for test")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of train units for validation")
+    seed: int = Field(42, description="split seed")
+
+
+# --------------------------------------------------------------------------- mining
+
+
+class MiningConfig(_Section):
+    """Hard / semi-hard negatives from a LanceDB index of chunk vectors."""
+
+    strategy: Literal["hard", "semi-hard", "random"] = Field("hard", description="how negatives are chosen")
+    num_negatives: int = Field(3, ge=1, description="negatives per pair")
+    range_min: int = Field(0, ge=0, description="skip this many top candidates (hard/random)")
+    range_max: int = Field(50, ge=1, description="candidates retrieved per query")
+    relative_margin: float | None = Field(
+        0.05, ge=0, lt=1, description="keep negatives scoring below pos*(1-m) (NV-Retriever TopK-PercPos)"
+    )
+    absolute_margin: float | None = Field(None, ge=0, description="keep negatives below pos - m")
+    semi_hard_margin: float = Field(0.1, gt=0, description="semi-hard: pos - margin < neg < pos")
+    max_score: float | None = Field(None, description="drop candidates scoring above this")
+    min_score: float | None = Field(None, description="drop candidates scoring below this")
+    near_duplicate_cosine: float = Field(
+        0.98, gt=0, le=1, description="drop candidates this similar to the positive chunk"
+    )
+    output_format: Literal["n-tuple", "triplet"] = Field(
+        "n-tuple", description="one row with n negatives, or one row per negative"
+    )
+    batch_size: int = Field(64, ge=1, description="encoding batch size")
+    ann_min_rows: int = Field(100_000, ge=1, description="tables at least this large get an ANN index")
+    ann_index: Literal["IVF_PQ", "IVF_HNSW_SQ"] = Field("IVF_HNSW_SQ", description="ANN index type")
+    refine_factor: int = Field(10, ge=1, description="ANN candidates re-ranked exactly, as a multiple")
+    nprobes: int = Field(20, ge=1, description="ANN partitions searched per query")
+    seed: int = Field(42, description="seed of the random strategy")
+
+
+# --------------------------------------------------------------------------- train
+
+
+class TrainConfig(_Section):
+    """Fine-tuning with sentence-transformers' trainer."""
+
+    loss: Literal["cached-mnrl", "mnrl", "triplet"] = Field("cached-mnrl", description="training loss")
+    matryoshka_dims: list[int] | None = Field(
+        None, description="dims for MatryoshkaLoss; unset = model dim and halvings to 64; [] = off"
+    )
+    use_negatives: bool = Field(True, description="feed mined negatives to MNRL as extra columns")
+    negatives_per_pair: int | None = Field(
+        1, ge=0, description="mined negatives used per pair by MNRL (None = all mined)"
+    )
+    epochs: float = Field(3.0, gt=0, description="training epochs")
+    max_steps: int = Field(-1, description="stop after this many steps (-1 = use epochs)")
+    batch_size: int = Field(64, ge=2, description="pairs per batch (= in-batch negatives for MNRL)")
+    mini_batch_size: int = Field(16, ge=1, description="cached-mnrl: chunk size of the gradient cache")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="accumulate gradients; does NOT enlarge MNRL's negatives"
+    )
+    learning_rate: float = Field(5e-5, gt=0, description="peak learning rate")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up")
+    lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(
+        "cosine", description="learning-rate schedule"
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
+    max_seq_length: int | None = Field(None, ge=8, description="token cap; unset = the model's")
+    scale: float = Field(20.0, gt=0, description="MNRL similarity scale (1/temperature)")
+    triplet_margin: float = Field(0.3, ge=0, description="TripletLoss margin")
+    triplet_distance: Literal["cosine", "euclidean", "manhattan"] = Field(
+        "cosine", description="TripletLoss distance"
+    )
+    eval_strategy: Literal["steps", "epoch", "no"] = Field("epoch", description="when to validate")
+    eval_steps: int | None = Field(None, ge=1, description="validate every N steps (strategy 'steps')")
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
+    metric_for_best_model: str | None = Field(
+        None, description="validation metric to select the best checkpoint; unset = NDCG@10 at a mid dim"
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto = bf16 (+tf32) where CUDA supports it, else fp32"
+    )
+    gather_across_devices: bool = Field(True, description="MNRL: share negatives across GPUs")
+    seed: int = Field(42, description="training seed")
+    push_to_hub: bool = Field(False, description="push the model to the Hugging Face hub (needs network)")
+    hub_model_id: str | None = Field(None, description="repo id for push_to_hub")
+    logging_steps: int = Field(10, ge=1, description="log the loss every N steps")
+
+
+# --------------------------------------------------------------------------- eval
+
+
+class EvalConfig(_Section):
+    """Held-out retrieval metrics at every Matryoshka dim."""
+
+    dims: list[int] | None = Field(None, description="dims to report; unset = the training dims")
+    ndcg_at_k: list[int] = Field([10], description="NDCG cut-offs")
+    mrr_at_k: list[int] = Field([10], description="MRR cut-offs")
+    map_at_k: list[int] = Field([100], description="MAP cut-offs")
+    accuracy_at_k: list[int] = Field([1, 3, 5, 10], description="accuracy cut-offs")
+    precision_recall_at_k: list[int] = Field([1, 3, 5, 10], description="precision/recall cut-offs")
+    bm25: bool = Field(True, description="include a BM25 baseline")
+    batch_size: int = Field(64, ge=1, description="encoding batch size")
+    main_metric: str = Field("ndcg@10", description="metric in the summary table and plots")
+
+
+class ReviewConfig(_Section):
+    """The local review page."""
+
+    host: str = Field("127.0.0.1", description="interface to bind; other than loopback needs --host")
+    port: int = Field(0, ge=0, le=65535, description="port; 0 picks a free one")
+
+
+# --------------------------------------------------------------------------- run
+
+
+class RunConfig(_Section):
+    """Everything a run needs; one TOML table per section."""
+
+    base_model: str = Field("minilm", description="embedding model: 'minilm', a local dir, or a cached hub id")
+    allow_downloads: bool = Field(False, description="let Hugging Face download models (needs network)")
+    seed: int = Field(42, description="global seed")
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    synth: SynthConfig = Field(default_factory=SynthConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    mining: MiningConfig = Field(default_factory=MiningConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+
+    @field_validator("base_model")
+    @classmethod
+    def _non_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a model")
+        return value
+
+    def public_dict(self) -> dict[str, Any]:
+        """The config as plain data with secrets masked: safe for logs and manifests."""
+        data = self.model_dump(mode="json")
+        if self.llm.api_key is not None:
+            data["llm"]["api_key"] = mask_secret(self.llm.api_key.get_secret_value())
+        return data
+
+    def section_hash(self, *sections: str) -> str:
+        """A short stable hash of the named sections (plus base_model): a stage's cache key."""
+        data = self.model_dump(mode="json")
+        data["llm"].pop("api_key", None)
+        picked = {"base_model": self.base_model, **{name: data[name] for name in sections}}
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def mask_secret(secret: str) -> str:
+    """``sk-abcdef123456`` -> ``sk-a…3456``; short secrets become ``***``."""
+    if len(secret) <= 8:
+        return "***"
+    return f"{secret[:4]}…{secret[-4:]}"
+
+
+ENV_OVERRIDES: dict[str, str] = {
+    "OPENAI_API_KEY": "llm.api_key",
+    "OPENAI_BASE_URL": "llm.base_url",
+    "DOMAINFIT_LLM_MODEL": "llm.model",
+    "DOMAINFIT_BASE_MODEL": "base_model",
+}
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Build a :class:`RunConfig` from a TOML file, the environment and dotted overrides.
+
+    ``overrides`` maps dotted keys (``"train.epochs"``) to values; ``None`` values are
+    ignored so CLI flags that were not given do not clobber the file. Raises
+    :class:`ConfigError` with one line naming the offending key.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = read_toml(Path(path))
+    env = os.environ if environ is None else environ
+    for variable, key in ENV_OVERRIDES.items():
+        if env.get(variable):
+            _set_dotted(data, key, env[variable], source=variable)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, key, value, source="command line")
+    return validate_config(data)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML config file; a syntax error names the file and line."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+
+
+def validate_config(data: Mapping[str, Any]) -> RunConfig:
+    """Validate plain data into a RunConfig, turning pydantic's report into one line."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """First problem of a pydantic ValidationError, as ``config key 'a.b': message``."""
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        section = ".".join(str(part) for part in first["loc"][:-1])
+        known = _known_keys(section)
+        hint = f"; known keys: {', '.join(known)}" if known else ""
+        return f"unknown config key '{key}'{hint}"
+    message = first["msg"]
+    if "input" in first and first["type"] not in ("missing",):
+        message += f" (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    suffix = f" (+{more} more)" if more else ""
+    return f"config key '{key}': {message}{suffix}"
+
+
+def _known_keys(section: str) -> list[str]:
+    model: type[BaseModel] = RunConfig
+    for part in filter(None, section.split(".")):
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any, *, source: str) -> None:
+    node = data
+    *parents, leaf = key.split(".")
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key '{part}' must be a table (set from {source})")
+        node = child
+    node[leaf] = value
+
+
+def dump_toml(config: RunConfig, *, mask: bool = True) -> str:
+    """Render a config as TOML (secrets masked): what ``--print-config`` shows."""
+    data = config.public_dict() if mask else config.model_dump(mode="json")
+    top = {key: value for key, value in data.items() if not isinstance(value, dict)}
+    lines = [f"{key} = {_toml_value(value)}" for key, value in top.items() if value is not None]
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        lines.append("")
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            if value is None:
+                lines.append(f"# {key} = (unset)")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot render {type(value).__name__} as TOML")

