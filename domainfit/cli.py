@@ -82,8 +82,15 @@ def synth(
     questions_per_chunk: Optional[int] = typer.Option(None, help="Questions asked per chunk."),
     max_concurrency: Optional[int] = typer.Option(None, help="Requests in flight at once."),
     max_chunks: Optional[int] = typer.Option(None, help="Only send the first N chunks to the LLM."),
+    temperature: Optional[float] = typer.Option(None, help="Sampling temperature (local default 0.2)."),
+    token_budget: Optional[int] = typer.Option(None, help="Stop cleanly after this many tokens (resumable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Chunk DOCS and have an LLM write validated questions for each chunk."""
+    """Chunk DOCS and have an LLM write validated questions for each chunk; re-run to resume.
+
+    The API key comes from OPENAI_API_KEY (or llm.api_key in --config); with no
+    --llm-base-url a local llama.cpp server with Gemma 3 270M (demo quality) is used.
+    """
     from .synth import run_synth
 
     cfg = _config(
@@ -93,13 +100,15 @@ def synth(
             "llm.base_url": llm_base_url,
             "llm.model": llm_model,
             "llm.prompt_style": prompt_style,
+            "llm.temperature": temperature,
             "synth.questions_per_chunk": questions_per_chunk,
             "llm.max_concurrency": max_concurrency,
             "synth.max_chunks": max_chunks,
+            "synth.token_budget": token_budget,
         },
     )
-    result = run_synth(docs, RunDir(out), cfg)
-    console.print(result.summary())
+    result = run_synth(docs, RunDir(out), cfg, progress=progress)
+    console.print(result.summary(), highlight=False, markup=False)
 
 
 @app.command()
@@ -107,15 +116,24 @@ def review(
     run: Optional[Path] = typer.Argument(None, help="Run directory with pairs.jsonl."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (same as RUN)."),
     config: Optional[Path] = ConfigOption,
-    host: Optional[str] = typer.Option(None, help="Interface to bind (default 127.0.0.1)."),
+    host: Optional[str] = typer.Option(
+        None, help="Interface to bind (default 127.0.0.1); any other host only when named here, with a warning."
+    ),
     port: Optional[int] = typer.Option(None, help="Port (default: a free one)."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
 ) -> None:
-    """Serve a local page to accept, reject and edit generated pairs."""
+    """Serve a local page to accept, reject and edit generated pairs; prints its URL with a token."""
     from .review import serve
 
     cfg = _config(config, {"review.host": host, "review.port": port})
-    serve(_run_dir(run, out), host=cfg.review.host, port=cfg.review.port, open_browser=open_browser)
+    summary = serve(
+        _run_dir(run, out),
+        host=cfg.review.host,
+        port=cfg.review.port,
+        open_browser=open_browser,
+        allow_remote=host is not None,
+    )
+    console.print(summary.summary(), highlight=False, markup=False)
 
 
 @app.command()
@@ -185,16 +203,27 @@ def evaluate(
     config: Optional[Path] = ConfigOption,
     base_model: Optional[str] = BaseModelOption,
     model: Optional[List[str]] = typer.Option(
-        None, "--model", "-m", help="Extra model to compare, LABEL=PATH or PATH; repeatable."
+        None, "--model", "-m", help="Extra model to compare, LABEL=PATH or PATH ('minilm' = base); repeatable."
     ),
     beir: Optional[Path] = typer.Option(None, "--beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)."),
     dims: Optional[str] = typer.Option(None, help="Dims to report, e.g. 384,256,128,64."),
     bm25: Optional[bool] = typer.Option(None, "--bm25/--no-bm25", help="Include the BM25 baseline."),
+    split_by: Optional[str] = typer.Option(None, "--split-by", help="document, chunk or query (new splits only)."),
+    batch_size: Optional[int] = typer.Option(None, help="Encoding batch size."),
 ) -> None:
     """Measure retrieval on held-out queries: base vs fine-tuned vs BM25, at every dim."""
     from .evaluate import evaluate_beir, run_evaluation
 
-    cfg = _config(config, {"base_model": base_model, "eval.dims": _split_dims(dims), "eval.bm25": bm25})
+    cfg = _config(
+        config,
+        {
+            "base_model": base_model,
+            "eval.dims": _split_dims(dims),
+            "eval.bm25": bm25,
+            "split.by": split_by,
+            "eval.batch_size": batch_size,
+        },
+    )
     if beir is not None:
         target = out or run
         if target is None:
@@ -203,7 +232,8 @@ def evaluate(
     else:
         run_dir = _run_dir(run, None)
         result = run_evaluation(run_dir, cfg, models=model or [], out=RunDir(out) if out else None)
-    console.print(result.summary())
+    console.print(result.table())
+    console.print(result.summary(), highlight=False)
 
 
 @app.command("run")

@@ -1,7 +1,294 @@
-"""The end-to-end run: stages, caching, resume."""
+"""The end-to-end run: synth -> split -> mine -> baseline -> train -> eval -> report.
 
-from .errors import StageNotBuiltError
+Each stage's output files double as its cache. The manifest records, per stage, the
+hash of the config sections that govern it and the hash of its inputs (the outputs
+of the stages before it). Re-running skips a stage whose hashes match and whose
+outputs exist; a stage whose config or inputs changed is redone, and since that
+changes its outputs, every stage after it is redone too. A stage that was killed
+half way is re-entered and continues on its own (synth from its last flushed pair,
+train from its last checkpoint).
+
+Example::
+
+    result = run_pipeline("data/sample", RunDir("runs/demo"), load_config())
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .artifacts import RunDir, read_manifest, stage_record, update_manifest, utc_now
+from .config import RunConfig
+from .errors import ConfigError, DocumentError
+
+STAGES = ("synth", "split", "mine", "baseline", "train", "eval")
+
+# Config sections that change each stage's output (base_model is always included).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "synth": ("llm", "synth"),
+    "split": ("split",),
+    "mine": ("mining",),
+    "baseline": ("eval",),
+    "train": ("train",),
+    "eval": ("eval",),
+}
 
 
-def run_pipeline(*args, **kwargs):
-    raise StageNotBuiltError("run is not built yet")
+@dataclass
+class StageOutcome:
+    """What happened to one stage in this invocation."""
+
+    name: str
+    action: str  # 'ran', 'skipped', 'resumed'
+    seconds: float = 0.0
+    summary: str = ""
+
+
+@dataclass
+class PipelineResult:
+    """The stages this invocation ran or skipped, and where the report is."""
+
+    run: RunDir
+    outcomes: list[StageOutcome] = field(default_factory=list)
+    report_path: Path | None = None
+    table: str = ""
+
+    def ran(self) -> list[str]:
+        return [outcome.name for outcome in self.outcomes if outcome.action != "skipped"]
+
+    def summary(self) -> str:
+        lines = [f"run directory: {self.run.root}"]
+        for outcome in self.outcomes:
+            timing = f" in {outcome.seconds:.1f}s" if outcome.action != "skipped" else ""
+            lines.append(f"  {outcome.name:<9} {outcome.action}{timing}")
+        if self.table:
+            lines += ["", self.table]
+        if self.report_path is not None:
+            lines += ["", f"report: {self.report_path}", f"model:  {self.run.model_dir}"]
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+
+def _hash_bytes(*chunks: bytes) -> str:
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+        digest.update(b"\x1e")
+    return digest.hexdigest()[:16]
+
+
+def _file_bytes(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b"<missing>"
+
+
+def documents_fingerprint(docs: Path) -> str:
+    """Hash of every file's relative path, size and mtime under the document folder."""
+    entries = []
+    for path in sorted(docs.rglob("*")):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(docs).parts):
+            stat = path.stat()
+            entries.append(f"{path.relative_to(docs).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return _hash_bytes(*entries)
+
+
+def _synth_outputs(run: RunDir) -> str:
+    return _hash_bytes(_chunk_ids(run), _file_bytes(run.pairs), _file_bytes(run.review))
+
+
+def _chunk_ids(run: RunDir) -> bytes:
+    if not run.chunks.exists():
+        return b"<missing>"
+    from .artifacts import read_parquet
+
+    table = read_parquet(run.chunks, ["chunk_id", "text"])
+    return "\n".join(sorted(table.column("chunk_id").to_pylist())).encode()
+
+
+def _split_outputs(run: RunDir) -> str:
+    return _hash_bytes(*(_file_bytes(run.split_file(name)) for name in ("train", "val", "test")))
+
+
+def _model_outputs(run: RunDir) -> str:
+    weights = sorted(run.model_dir.glob("*.safetensors")) + sorted(run.model_dir.glob("*.bin"))
+    return _hash_bytes(*(_file_bytes(path) for path in weights)) if weights else "<missing>"
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+def run_pipeline(
+    docs: str | Path,
+    run: RunDir,
+    config: RunConfig,
+    *,
+    from_stage: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PipelineResult:
+    """Run every stage that is not already complete for this config and these documents."""
+    docs = Path(docs)
+    if not docs.is_dir():
+        raise DocumentError(f"document folder not found: {docs}")
+    if from_stage is not None and from_stage not in STAGES:
+        raise ConfigError(f"--from must be one of {', '.join(STAGES)}, got {from_stage!r}")
+    run.ensure()
+    update_manifest(
+        run,
+        config=config.public_dict(),
+        seed=config.seed,
+        documents_folder=str(docs.resolve()),
+    )
+    if from_stage == "synth":
+        _archive_synth_outputs(run)
+
+    result = PipelineResult(run=run)
+    forced = set(STAGES[STAGES.index(from_stage) :]) if from_stage else set()
+    for stage in _stages(docs, run, config, progress):
+        config_hash = config.section_hash(*STAGE_SECTIONS[stage.name])
+        inputs = stage.inputs()
+        record = _pipeline_record(run, stage.name)
+        up_to_date = (
+            stage.name not in forced
+            and record is not None
+            and record.get("status") == "done"
+            and record.get("config_hash") == config_hash
+            and record.get("input_hash") == inputs
+            and stage.complete()
+        )
+        if up_to_date:
+            result.outcomes.append(StageOutcome(stage.name, "skipped"))
+            log(f"[{stage.name}] up to date, skipped")
+            continue
+        interrupted = record is not None and record.get("status") in ("running", "failed")
+        action = "resumed" if interrupted else "ran"
+        log(f"[{stage.name}] {'resuming' if interrupted else 'running'}")
+        _set_pipeline_record(
+            run, stage.name, {"status": "running", "config_hash": config_hash, "input_hash": inputs, "started": utc_now()}
+        )
+        start = time.perf_counter()
+        summary = stage.execute()
+        seconds = time.perf_counter() - start
+        _set_pipeline_record(
+            run,
+            stage.name,
+            {
+                "status": "done",
+                "config_hash": config_hash,
+                "input_hash": inputs,
+                "finished": utc_now(),
+                "seconds": round(seconds, 3),
+            },
+        )
+        result.outcomes.append(StageOutcome(stage.name, action, seconds, summary))
+
+    from .report import write_run_report
+
+    result.report_path, result.table = write_run_report(run, config)
+    return result
+
+
+@dataclass
+class _Stage:
+    name: str
+    inputs: Callable[[], str]  # hash of what the stage reads
+    execute: Callable[[], str]  # runs (or resumes) the stage, returns its summary
+    complete: Callable[[], bool]  # its outputs exist
+
+
+def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[_Stage]:
+    synth_and_split = lambda: _hash_bytes(_synth_outputs(run).encode(), _split_outputs(run).encode())  # noqa: E731
+    metrics_exist = lambda: (run.eval_dir / "metrics.json").exists()  # noqa: E731
+    return [
+        _Stage(
+            "synth",
+            lambda: documents_fingerprint(docs),
+            lambda: _do_synth(docs, run, config, progress),
+            lambda: run.pairs.exists() and run.chunks.exists(),
+        ),
+        _Stage(
+            "split",
+            lambda: _synth_outputs(run),
+            lambda: _do_split(run, config),
+            lambda: (run.splits_dir / "split.json").exists(),
+        ),
+        _Stage("mine", synth_and_split, lambda: _do_mine(run, config, progress), lambda: run.triplets.exists()),
+        _Stage("baseline", synth_and_split, lambda: _do_eval(run, config, include_finetuned=False), metrics_exist),
+        _Stage(
+            "train",
+            lambda: _hash_bytes(_split_outputs(run).encode(), _file_bytes(run.triplets)),
+            lambda: _do_train(run, config, progress),
+            lambda: (run.model_dir / "modules.json").exists(),
+        ),
+        _Stage(
+            "eval",
+            lambda: _hash_bytes(_split_outputs(run).encode(), _model_outputs(run).encode()),
+            lambda: _do_eval(run, config, include_finetuned=True),
+            metrics_exist,
+        ),
+    ]
+
+
+def _pipeline_record(run: RunDir, name: str) -> dict[str, Any] | None:
+    return read_manifest(run).get("pipeline", {}).get(name)
+
+
+def _set_pipeline_record(run: RunDir, name: str, record: dict[str, Any]) -> None:
+    pipeline = read_manifest(run).get("pipeline", {})
+    pipeline[name] = record
+    update_manifest(run, pipeline=pipeline)
+
+
+def _archive_synth_outputs(run: RunDir) -> None:
+    """`--from synth` regenerates pairs; the old ones are moved aside, never deleted."""
+    existing = [path for path in (run.pairs, run.rejected, run.synth_state) if path.exists()]
+    if not existing:
+        return
+    backup = run.root / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    backup.mkdir(parents=True, exist_ok=True)
+    for path in existing:
+        shutil.move(str(path), backup / path.name)
+
+
+def _do_synth(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> str:
+    from .synth import run_synth
+
+    return run_synth(docs, run, config, progress=progress).summary()
+
+
+def _do_split(run: RunDir, config: RunConfig) -> str:
+    from .artifacts import read_chunks
+    from .evaluate.splits import make_splits, write_splits
+    from .review import reviewed_pairs
+
+    pairs, review = reviewed_pairs(run)
+    splits = make_splits(pairs, read_chunks(run.chunks), config.split)
+    write_splits(run, splits, pairs)
+    update_manifest(run, review=review.as_counts(), split={"by": splits.by, **splits.counts()})
+    counts = splits.counts()
+    return f"split by {splits.by}: {counts['train']} train, {counts['val']} val, {counts['test']} test pairs"
+
+
+def _do_mine(run: RunDir, config: RunConfig, progress: bool) -> str:
+    from .mining import run_mining
+
+    return run_mining(run, config, progress=progress).summary()
+
+
+def _do_train(run: RunDir, config: RunConfig, progress: bool) -> str:
+    from .train import run_training
+
+    return run_training(run, config, progress=progress).summary()
+
+
+def _do_eval(run: RunDir, config: RunConfig, *, include_finetuned: bool) -> str:
+    from .evaluate import run_evaluation
+
+    return run_evaluation(run, config, include_finetuned=include_finetuned).summary()

@@ -5,9 +5,26 @@ Decisions live in ``review.jsonl`` (append-only, latest per pair wins);
 ``pairs.jsonl`` directly, so a rejected pair never reaches training.
 """
 
-from .decisions import ReviewSummary, apply_review, latest_decisions, record_decision, reviewed_pairs
+from .decisions import (
+    ReviewSummary,
+    apply_review,
+    latest_decisions,
+    read_decisions,
+    record_decision,
+    rescued_rejects,
+    reviewed_pairs,
+)
 
-__all__ = ["ReviewSummary", "apply_review", "latest_decisions", "record_decision", "reviewed_pairs", "serve"]
+__all__ = [
+    "ReviewSummary",
+    "apply_review",
+    "latest_decisions",
+    "read_decisions",
+    "record_decision",
+    "rescued_rejects",
+    "reviewed_pairs",
+    "serve",
+]
 
 
 def serve(*args, **kwargs):

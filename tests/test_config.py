@@ -1,0 +1,96 @@
+"""Config: TOML + environment + flags fill one validated RunConfig."""
+
+from __future__ import annotations
+
+import pytest
+
+from domainfit.config import RunConfig, dump_toml, load_config, read_toml
+from domainfit.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "run.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_are_valid_and_offline():
+    config = load_config(environ={})
+    assert config.base_model == "minilm"
+    assert config.llm.is_local
+    assert config.train.loss == "cached-mnrl"
+    assert config.split.by == "document"
+
+
+def test_toml_sections_fill_stage_configs(tmp_path):
+    path = write(tmp_path, '[train]\nepochs = 2\nloss = "mnrl"\n[mining]\nnum_negatives = 5\n')
+    config = load_config(path, environ={})
+    assert (config.train.epochs, config.train.loss, config.mining.num_negatives) == (2, "mnrl", 5)
+
+
+def test_flags_override_file_and_none_flags_do_not(tmp_path):
+    path = write(tmp_path, "[train]\nepochs = 2\nbatch_size = 16\n")
+    config = load_config(path, {"train.epochs": 5, "train.batch_size": None}, environ={})
+    assert config.train.epochs == 5
+    assert config.train.batch_size == 16
+
+
+def test_environment_fills_llm_endpoint_and_key():
+    config = load_config(environ={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-secret-123456"})
+    assert config.llm.base_url == "http://127.0.0.1:9/v1"
+    assert config.llm.api_key.get_secret_value() == "sk-secret-123456"
+    assert not config.llm.is_local
+
+
+def test_unknown_key_is_one_line_naming_it(tmp_path):
+    path = write(tmp_path, "[train]\nlossy = 1\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, environ={})
+    message = str(error.value)
+    assert "train.lossy" in message and "\n" not in message
+    assert "loss" in message  # lists the known keys
+
+
+def test_unknown_section_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="'trian'"):
+        load_config(write(tmp_path, "[trian]\nepochs = 1\n"), environ={})
+
+
+def test_bad_value_names_key_and_expectation(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, '[train]\nloss = "focal"\n'), environ={})
+    assert "train.loss" in str(error.value) and "'focal'" in str(error.value)
+
+
+def test_cross_field_rule_is_reported(tmp_path):
+    path = write(tmp_path, "[synth]\nchunk_max_tokens = 50\nchunk_overlap_tokens = 60\n")
+    with pytest.raises(ConfigError, match="chunk_overlap_tokens"):
+        load_config(path, environ={})
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    path = write(tmp_path, "[train\nepochs = 1\n")
+    with pytest.raises(ConfigError, match="run.toml"):
+        read_toml(path)
+
+
+def test_dump_masks_the_key_and_round_trips(tmp_path):
+    config = load_config(environ={"OPENAI_API_KEY": "sk-verysecretvalue-9876"})
+    text = dump_toml(config)
+    assert "verysecret" not in text and "sk-v…9876" in text
+    reloaded = load_config(write(tmp_path, text.replace('api_key = "sk-v…9876"\n', "")), environ={})
+    assert reloaded.model_dump(exclude={"llm": {"api_key"}}) == config.model_dump(exclude={"llm": {"api_key"}})
+
+
+def test_section_hash_changes_only_with_its_section():
+    config = RunConfig()
+    before = config.section_hash("train")
+    config.mining.num_negatives = 7
+    assert config.section_hash("train") == before
+    config.train.epochs = 9
+    assert config.section_hash("train") != before
+
+
+def test_public_dict_never_holds_the_secret():
+    config = load_config(environ={"OPENAI_API_KEY": "sk-abcdefghijklmnop"})
+    assert "abcdefghijklmnop" not in str(config.public_dict())
