@@ -116,17 +116,21 @@ def _cached_snapshot(hub_id: str) -> Path | None:
 
 
 def model_fingerprint(path: str | Path) -> str:
-    """A short hash identifying a model's weights: the index is rebuilt when it changes."""
+    """A short hash of a model's files, weights included: it changes when a model is retrained.
+
+    Indexes and cached metrics keyed by it are rebuilt when the weights change, even
+    when the file sizes do not (a fine-tuned model has its base's sizes).
+    """
     root = Path(path)
     if not root.exists():
         return hashlib.sha256(str(path).encode()).hexdigest()[:16]
     digest = hashlib.sha256()
     for file in sorted(root.rglob("*")):
-        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
-            stat = file.stat()
-            digest.update(f"{file.relative_to(root)}:{stat.st_size}".encode())
-            if file.suffix == ".json":
-                digest.update(file.read_bytes())
+        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt") and "checkpoint" not in file.parts[-2]:
+            digest.update(str(file.relative_to(root)).encode())
+            with file.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    digest.update(block)
     return digest.hexdigest()[:16]
 
 

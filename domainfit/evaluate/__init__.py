@@ -1,11 +1,57 @@
-"""evaluate: leak-free splits and retrieval metrics at every Matryoshka dim."""
+"""evaluate: leak-free splits and retrieval metrics at every Matryoshka dim.
 
-from ..errors import StageNotBuiltError
+``run_evaluation`` scores a run's held-out queries against all of its chunks;
+``evaluate_beir`` scores a BEIR folder. Both write ``eval/metrics.json``,
+``eval/report.md`` and PNG plots, with base, fine-tuned and BM25 side by side.
+Names resolve lazily, so importing :mod:`domainfit.evaluate.splits` stays light.
+
+Example::
+
+    from domainfit.evaluate import run_evaluation
+    result = run_evaluation(RunDir("runs/demo"), load_config())
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "run_evaluation": ".stage",
+    "evaluate_beir": ".stage",
+    "evaluate_task": ".engine",
+    "evaluate_dense": ".engine",
+    "evaluate_bm25": ".engine",
+    "candidate_models": ".candidates",
+    "parse_model": ".candidates",
+    "matryoshka_dims": ".candidates",
+    "EvalResult": ".stage",
+    "load_dense": ".candidates",
+    "ModelSpec": ".candidates",
+    "RetrievalTask": ".task",
+    "task_from_pairs": ".task",
+    "load_beir": ".beir",
+    "MetricSpec": ".metrics",
+    "retrieval_metrics": ".metrics",
+    "markdown_table": ".report",
+    "markdown_report": ".report",
+    "rich_table": ".report",
+    "write_reports": ".report",
+    "Splits": ".splits",
+    "make_splits": ".splits",
+    "write_splits": ".splits",
+    "read_splits": ".splits",
+    "ensure_splits": ".splits",
+    "leaked_chunks": ".splits",
+    "SPLIT_NAMES": ".splits",
+}
+
+__all__ = list(_EXPORTS)
 
 
-def run_evaluation(*args, **kwargs):
-    raise StageNotBuiltError("eval is not built yet")
-
-
-def evaluate_beir(*args, **kwargs):
-    raise StageNotBuiltError("eval --beir is not built yet")
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'domainfit.evaluate' has no attribute {name!r}")
+    return getattr(importlib.import_module(module_name, __name__), name)

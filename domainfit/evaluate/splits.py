@@ -1,15 +1,18 @@
 """Leak-free train / validation / test splits of question–chunk pairs.
 
 Pairs are grouped into units — a document (default), a chunk, or a single query —
-and whole units are assigned to a split, deterministically by seed. Splitting by
-document or by chunk guarantees that no test question's chunk is the positive of a
-training pair; splitting by query is the random row split of many tutorials and is
-labelled optimistic, because a test chunk's other questions can be trained on.
+and whole units are assigned to a split, deterministically by seed. Validation is
+carved from what is left after test, by the same units. Splitting by document or by
+chunk guarantees that no test question's chunk (nor a chunk with the same text) is
+the positive of a training or validation pair: documents that share a chunk text are
+kept together, and chunks with the same text are one unit. Splitting by query is the
+random row split of many tutorials and is labelled optimistic, because a test chunk's
+other questions can be trained on.
 
 Example::
 
     splits = make_splits(pairs, chunks, SplitConfig(by="document"))
-    write_splits(RunDir("runs/demo"), splits)
+    write_splits(RunDir("runs/demo"), splits, pairs)
     splits.test[:3]        # pair ids
 """
 
@@ -37,6 +40,8 @@ class Splits:
     by: str
     seed: int
     leaked_chunks: list[str] = field(default_factory=list)
+    test_fraction: float | None = None
+    val_fraction: float | None = None
 
     @property
     def optimistic(self) -> bool:
@@ -51,7 +56,13 @@ class Splits:
 
 
 def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitConfig) -> Splits:
-    """Assign every pair to train, val or test by whole units (see module doc)."""
+    """Assign every pair to exactly one of train, val or test, by whole units (see module doc).
+
+    Shares are counted in pairs; whole units are taken until a share is reached, so a
+    large document can make its split larger than asked. Raises
+    :class:`EvaluationError` when there are no pairs, pairs point at unknown chunks,
+    there are fewer than two units, or (by document / chunk) the leak check fails.
+    """
     if not pairs:
         raise EvaluationError("no pairs to split: run synth first (or review accepted none)")
     chunk_by_id = {chunk.chunk_id: chunk for chunk in chunks}
@@ -59,32 +70,24 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
     if missing:
         raise EvaluationError(f"{len(missing)} pair(s) point at chunk ids not in chunks, e.g. {missing[0]}")
 
-    def unit_of(pair: Pair) -> str:
-        if config.by == "document":
-            return chunk_by_id[pair.chunk_id].doc_id
-        if config.by == "chunk":
-            # chunks with identical text are one unit, so a copy cannot leak across splits
-            return normalize_text(chunk_by_id[pair.chunk_id].text)
-        return pair.pair_id
-
+    unit_of = _unit_keys(pairs, chunk_by_id, config.by)
     units: dict[str, list[str]] = defaultdict(list)
     for pair in pairs:
-        units[unit_of(pair)].append(pair.pair_id)
+        if pair.pair_id not in units[unit_of[pair.pair_id]]:
+            units[unit_of[pair.pair_id]].append(pair.pair_id)
     if len(units) < 2:
         raise EvaluationError(
-            f"cannot split by {config.by}: all {len(pairs)} pairs belong to one {config.by}; "
-            "set split.by = \"chunk\" (or add documents)"
+            f"cannot split by {config.by}: all {len(pairs)} pairs belong to one {config.by} "
+            "(documents sharing a chunk text count as one); set split.by = \"chunk\" (or add documents)"
         )
 
-    rng = random.Random(config.seed)
     order = sorted(units)
-    rng.shuffle(order)
-    test_units, rest = _take_share(order, units, config.test_fraction, total=len(pairs))
-    train_pool = sum(len(units[unit]) for unit in rest)
+    random.Random(config.seed).shuffle(order)
+    total = sum(len(ids) for ids in units.values())
+    test_units, rest = _take_share(order, units, config.test_fraction, total=total)
+    rest_pairs = sum(len(units[unit]) for unit in rest)
     val_units, train_units = (
-        _take_share(rest, units, config.val_fraction, total=train_pool, keep_one=True)
-        if config.val_fraction > 0
-        else ([], rest)
+        _take_share(rest, units, config.val_fraction, total=rest_pairs) if config.val_fraction > 0 else ([], rest)
     )
     splits = Splits(
         train=[pid for unit in train_units for pid in units[unit]],
@@ -92,6 +95,8 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
         test=[pid for unit in test_units for pid in units[unit]],
         by=config.by,
         seed=config.seed,
+        test_fraction=config.test_fraction,
+        val_fraction=config.val_fraction,
     )
     splits.leaked_chunks = leaked_chunks(splits, pairs, chunks)
     if splits.leaked_chunks and config.by != "query":
@@ -101,37 +106,66 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
     return splits
 
 
+def _unit_keys(pairs: Sequence[Pair], chunk_by_id: dict[str, Chunk], by: str) -> dict[str, str]:
+    """The unit each pair belongs to: its query, its chunk's text, or its document group."""
+    if by == "query":
+        return {pair.pair_id: pair.pair_id for pair in pairs}
+    text_of = {pair.pair_id: normalize_text(chunk_by_id[pair.chunk_id].text) for pair in pairs}
+    if by == "chunk":
+        # chunks with identical text are one unit, so a copy cannot leak across splits
+        return text_of
+    # by document: documents that share a positive chunk's text are one unit (union-find)
+    parent: dict[str, str] = {}
+
+    def root(doc: str) -> str:
+        parent.setdefault(doc, doc)
+        while parent[doc] != doc:
+            parent[doc] = parent[parent[doc]]
+            doc = parent[doc]
+        return doc
+
+    first_doc_of_text: dict[str, str] = {}
+    for pair in pairs:
+        doc = chunk_by_id[pair.chunk_id].doc_id
+        other = first_doc_of_text.setdefault(text_of[pair.pair_id], doc)
+        low, high = sorted((root(doc), root(other)))
+        parent[high] = low
+    return {pair.pair_id: root(chunk_by_id[pair.chunk_id].doc_id) for pair in pairs}
+
+
 def _take_share(
-    order: list[str],
-    units: dict[str, list[str]],
-    fraction: float,
-    *,
-    total: int,
-    keep_one: bool = False,
+    order: list[str], units: dict[str, list[str]], fraction: float, *, total: int
 ) -> tuple[list[str], list[str]]:
-    """Take whole units from the front of ``order`` until ``fraction`` of ``total`` pairs."""
+    """Take whole units from the front of ``order`` until ``fraction`` of ``total`` pairs.
+
+    At least one unit is taken and at least one is left, so no split that was asked
+    for comes out empty while another holds everything.
+    """
     target = max(1, round(fraction * total))
     taken: list[str] = []
     count = 0
-    for unit in order:
-        if count >= target or len(taken) >= len(order) - 1:
+    for unit in order[: len(order) - 1]:
+        if count >= target:
             break
         taken.append(unit)
         count += len(units[unit])
-    if keep_one and len(taken) == len(order):
-        taken.pop()
-    rest = [unit for unit in order if unit not in set(taken)]
-    return taken, rest
+    return taken, order[len(taken) :]
 
 
 def leaked_chunks(splits: Splits, pairs: Sequence[Pair], chunks: Sequence[Chunk]) -> list[str]:
-    """Test chunks (by id or identical text) that are also positives of training pairs."""
+    """Test chunks (by id or identical text) that are also positives of train or val pairs.
+
+    Split ids that are no longer among ``pairs`` (rejected in review after the split
+    was written) are ignored.
+    """
     text_of = {chunk.chunk_id: normalize_text(chunk.text) for chunk in chunks}
     chunk_of = {pair.pair_id: pair.chunk_id for pair in pairs}
-    trained = {text_of.get(chunk_of[pid], chunk_of[pid]) for pid in splits.train + splits.val}
-    return sorted(
-        {chunk_of[pid] for pid in splits.test if text_of.get(chunk_of[pid], chunk_of[pid]) in trained}
-    )
+
+    def positives(ids: list[str]) -> list[str]:
+        return [chunk_of[pid] for pid in ids if pid in chunk_of]
+
+    trained = {text_of.get(chunk_id, chunk_id) for chunk_id in positives(splits.train + splits.val)}
+    return sorted({chunk_id for chunk_id in positives(splits.test) if text_of.get(chunk_id, chunk_id) in trained})
 
 
 def write_splits(run: RunDir, splits: Splits, pairs: Sequence[Pair] | None = None) -> None:
@@ -147,9 +181,11 @@ def write_splits(run: RunDir, splits: Splits, pairs: Sequence[Pair] | None = Non
         {
             "by": splits.by,
             "seed": splits.seed,
+            "test_fraction": splits.test_fraction,
+            "val_fraction": splits.val_fraction,
             "counts": splits.counts(),
             "optimistic": splits.optimistic,
-            "leaked_chunks": len(splits.leaked_chunks),
+            "leaked_chunks": splits.leaked_chunks,
         },
     )
 
@@ -161,19 +197,40 @@ def read_splits(run: RunDir) -> Splits:
         raise ArtifactError(f"no splits in {run.splits_dir}: run `domainfit eval` or `domainfit mine` first")
     meta = read_json(meta_path)
     ids = {name: [row["pair_id"] for row in read_jsonl(run.split_file(name))] for name in SPLIT_NAMES}
-    splits = Splits(**ids, by=meta["by"], seed=meta["seed"])
-    splits.leaked_chunks = ["?"] * int(meta.get("leaked_chunks", 0))
-    return splits
+    leaked = meta.get("leaked_chunks", [])
+    return Splits(
+        **ids,
+        by=meta["by"],
+        seed=meta["seed"],
+        leaked_chunks=list(leaked) if isinstance(leaked, list) else ["?"] * int(leaked),
+        test_fraction=meta.get("test_fraction"),
+        val_fraction=meta.get("val_fraction"),
+    )
 
 
 def ensure_splits(run: RunDir, config: SplitConfig) -> Splits:
     """Read the run's splits, or make and write them from the reviewed pairs if absent.
 
-    Pairs that appear after the split was written (a later synth, a rescued reject)
-    are not silently added to any split: re-split with ``domainfit run --from split``.
+    Splits are written once: a model trained on one split must be tested on the same
+    one. If the written split was made with other settings than ``config`` asks for,
+    this raises :class:`EvaluationError` instead of silently using either. Pairs that
+    appear after the split was written (a later synth, a rescued reject) are not added
+    to any split: delete ``splits/`` (or ``domainfit run --from split``) to re-split.
     """
     if (run.splits_dir / "split.json").exists():
-        return read_splits(run)
+        splits = read_splits(run)
+        asked = {"by": config.by, "seed": config.seed, "test_fraction": config.test_fraction,
+                 "val_fraction": config.val_fraction}
+        written = {"by": splits.by, "seed": splits.seed, "test_fraction": splits.test_fraction,
+                   "val_fraction": splits.val_fraction}
+        changed = [key for key in asked if written[key] is not None and written[key] != asked[key]]
+        if changed:
+            key = changed[0]
+            raise EvaluationError(
+                f"{run.splits_dir / 'split.json'} has split.{key} = {written[key]!r} but the config asks for "
+                f"{asked[key]!r}: delete {run.splits_dir} to re-split (and retrain), or keep the config"
+            )
+        return splits
     from ..artifacts import read_chunks
     from ..review import reviewed_pairs
 

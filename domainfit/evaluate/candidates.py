@@ -1,0 +1,153 @@
+"""Which models an evaluation compares, and loading them once.
+
+``base`` (the config's base model), ``finetuned`` (a run's ``model/``), each
+``--model LABEL=PATH`` (or ``PATH``, labelled by its folder name; ``minilm`` is
+``base``), and ``bm25``. A model is identified by its weights' fingerprint, so its
+results can be reused and it is loaded once per process.
+
+Example::
+
+    specs = candidate_models(config, ["ft=runs/demo/model"])
+    [spec.label for spec in specs]      # ['base', 'ft', 'bm25']
+    model = load_dense("minilm")
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..artifacts import content_hash
+from ..config import RunConfig
+from ..errors import EvaluationError, ModelNotFoundError
+from . import report
+
+_LABEL = re.compile(r"^[A-Za-z0-9_.+-]+$")
+_MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to evaluate: its label in the reports and where it comes from (``bm25`` = the baseline)."""
+
+    label: str
+    location: str
+
+    @property
+    def is_bm25(self) -> bool:
+        return self.location == report.BM25
+
+
+def parse_model(text: str) -> ModelSpec:
+    """``LABEL=PATH`` or ``PATH`` (label = folder name); ``minilm`` is labelled ``base``, ``bm25`` is BM25."""
+    text = text.strip()
+    label, sep, location = text.partition("=")
+    if sep and _LABEL.match(label.strip()):
+        label, location = label.strip(), location.strip()
+    else:
+        location = text
+        if location.lower() in _MINILM_NAMES:
+            label = report.BASE
+        elif location.lower() == report.BM25:
+            label = report.BM25
+        else:
+            label = Path(location.rstrip("/\\")).name or location
+    if not location:
+        raise EvaluationError(f"--model {text!r}: no path after '='")
+    if label == report.META or not _LABEL.match(label):
+        raise EvaluationError(f"--model {text!r}: label {label!r} is reserved or has odd characters; use LABEL=PATH")
+    return ModelSpec(label, location)
+
+
+def candidate_models(
+    config: RunConfig, extra: Sequence[str] = (), *, finetuned: Path | None = None
+) -> list[ModelSpec]:
+    """base, fine-tuned (if given), each ``extra`` spec, then BM25 when ``eval.bm25`` is on.
+
+    An extra spec labelled ``base`` replaces ``config.base_model``; two different
+    models with one label are an error.
+    """
+    specs = {report.BASE: ModelSpec(report.BASE, config.base_model)}
+    if finetuned is not None:
+        specs["finetuned"] = ModelSpec("finetuned", str(finetuned))
+    for text in extra:
+        spec = parse_model(text)
+        known = specs.get(spec.label)
+        if known is not None and known.location != spec.location and spec.label != report.BASE:
+            raise EvaluationError(f"two models are labelled {spec.label!r}: {known.location} and {spec.location}")
+        specs[spec.label] = spec
+    if config.eval.bm25:
+        specs.setdefault(report.BM25, ModelSpec(report.BM25, report.BM25))
+    return list(specs.values())
+
+
+def matryoshka_dims(config: RunConfig, model_dim: int) -> list[int]:
+    """eval.dims, else train.matryoshka_dims, else the training default for the model's dim.
+
+    The default is the train stage's (model dim, then powers of two down to 64:
+    384 -> 384, 256, 128, 64). Dims above the model's own are dropped (a smaller model
+    compared with a larger one).
+    """
+    from ..train.losses import resolve_matryoshka_dims
+
+    wanted = config.eval.dims or config.train.matryoshka_dims or resolve_matryoshka_dims(model_dim, None)
+    fitting = sorted({dim for dim in wanted if dim <= model_dim}, reverse=True)
+    if not fitting:
+        raise EvaluationError(f"none of the dims {sorted(wanted)} fits the model's {model_dim} dims: set eval.dims")
+    return fitting
+
+
+def load_dense(name: str, *, allow_downloads: bool = False):
+    """A SentenceTransformer for ``name``, loaded once per process while its weights are unchanged.
+
+    Raises :class:`ModelNotFoundError` (one line, naming the folder) for a model that
+    is missing or cannot load.
+    """
+    from ..models import resolve
+
+    location = resolve(name, allow_downloads=allow_downloads)
+    return _load_cached(str(location), weights_fingerprint(location), allow_downloads)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_cached(location: str, fingerprint: str, allow_downloads: bool):
+    from ..models import load_model
+
+    try:
+        return load_model(location, allow_downloads=allow_downloads)
+    except ModelNotFoundError:
+        raise
+    except Exception as error:  # a half-written or foreign folder: say which one, in one line
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ModelNotFoundError(f"cannot load model {location}: {type(error).__name__}: {first}") from None
+
+
+def weights_fingerprint(location: str | Path) -> str:
+    """What identifies a model's weights: its configs plus the size and mtime of each weight file.
+
+    ``models.model_fingerprint`` alone hashes weight-file sizes, which a fine-tuned copy
+    of the same architecture shares with its base; results must never be reused across those.
+    """
+    from ..models import model_fingerprint
+
+    root = Path(location)
+    stamps = [
+        f"{path.relative_to(root)}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.suffix in (".safetensors", ".bin", ".pt", ".onnx", ".xml")
+    ] if root.is_dir() else []
+    return content_hash(model_fingerprint(location), *stamps)
+
+
+def model_weights_fingerprint(spec: ModelSpec, allow_downloads: bool = False) -> str:
+    """The fingerprint results are reused by: the weights', or BM25's settings."""
+    from ..models import resolve
+
+    if spec.is_bm25:
+        from .bm25 import BM25Retriever
+
+        return BM25Retriever.fingerprint()
+    return weights_fingerprint(resolve(spec.location, allow_downloads=allow_downloads))

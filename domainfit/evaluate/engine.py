@@ -1,0 +1,214 @@
+"""Scoring models on a :class:`RetrievalTask`: dense at every dim, BM25 once, reuse of earlier results.
+
+Each dense model encodes the corpus and the queries once, at full size; every dim
+is derived by truncation and renormalisation (see :mod:`.retrieval`). Results equal
+sentence-transformers' ``InformationRetrievalEvaluator(truncate_dim=d)`` on the
+same data and batch size.
+
+Example::
+
+    metrics, reused = evaluate_task(task, candidate_models(config), config)
+    metrics["base"]["128"]["ndcg@10"], metrics["bm25"]["full"]["ndcg@10"]
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from ..artifacts import content_hash, utc_now
+from ..config import RunConfig
+from ..errors import EvaluationError
+from . import report
+from .candidates import ModelSpec, load_dense, matryoshka_dims, model_weights_fingerprint
+from .metrics import MetricSpec, retrieval_metrics
+from .task import RetrievalTask
+
+
+def _relevance_by_index(task: RetrievalTask) -> list[dict[int, int]]:
+    position = {cid: index for index, cid in enumerate(task.corpus_ids)}
+    return [{position[cid]: grade for cid, grade in task.relevant[qid].items()} for qid in task.query_ids]
+
+
+def score_ranking(
+    ranked: np.ndarray, relevant: list[dict[int, int]], n_corpus: int, spec: MetricSpec, *, graded: bool
+) -> dict[str, float]:
+    """Metrics of a ranking (query × top-k corpus indices) against per-query relevance by index."""
+    from .retrieval import relevance_matrix
+
+    grades, n_relevant = relevance_matrix(ranked, relevant, n_corpus)
+    if not graded:
+        return retrieval_metrics(grades > 0, n_relevant, spec)
+    ideal = np.zeros_like(grades)
+    for row, judged in enumerate(relevant):
+        best = sorted(judged.values(), reverse=True)[: grades.shape[1]]
+        ideal[row, : len(best)] = best
+    return retrieval_metrics(grades > 0, n_relevant, spec, gains=grades, ideal_gains=ideal)
+
+
+@dataclass
+class ModelResult:
+    """One model's metrics and costs, keyed by dim (a string, ``full`` for BM25)."""
+
+    metrics: dict[str, dict[str, float]]
+    latency_ms: dict[str, dict[str, float]]
+    similarity: str = "cosine"
+    seconds: float = 0.0
+    model_dim: int | None = None
+
+
+def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: MetricSpec, *, batch_size: int = 32,
+                   budget_mb: float = 256.0, graded: bool | None = None) -> ModelResult:
+    """Encode once at full size, then rank and score at every dim by truncation + renormalisation.
+
+    Cosine scores unless the model's similarity is ``dot`` (then truncated, not renormalised).
+    """
+    from .retrieval import encode_texts, id_ranks, top_k, truncate
+
+    similarity = str(getattr(model, "similarity_fn_name", "cosine"))
+    if similarity not in ("cosine", "dot"):
+        raise EvaluationError(f"model similarity {similarity!r} is not supported; use a cosine or dot model")
+    graded = task.graded if graded is None else graded
+    started = time.perf_counter()
+    queries = encode_texts(model, task.queries, kind="query", batch_size=batch_size)
+    encode_ms = (time.perf_counter() - started) * 1000 / len(task.queries)
+    corpus = encode_texts(model, task.corpus, kind="document", batch_size=batch_size)
+    corpus_rank, relevant = id_ranks(task.corpus_ids), _relevance_by_index(task)
+    results, latency = {}, {}
+    for dim in dims:
+        if dim > corpus.shape[1]:
+            raise EvaluationError(f"dim {dim} is larger than the model's {corpus.shape[1]}")
+        normalize = similarity == "cosine"
+        began = time.perf_counter()
+        ranked = top_k(truncate(queries, dim, normalize=normalize), truncate(corpus, dim, normalize=normalize),
+                       spec.max_k, corpus_rank=corpus_rank, budget_mb=budget_mb)
+        search_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
+        results[str(dim)] = score_ranking(ranked, relevant, len(task.corpus_ids), spec, graded=graded)
+        latency[str(dim)] = _latency(encode_ms, search_ms)
+    return ModelResult(results, latency, similarity, time.perf_counter() - started, int(corpus.shape[1]))
+
+
+def evaluate_bm25(task: RetrievalTask, spec: MetricSpec, *, budget_mb: float = 256.0,
+                  graded: bool | None = None) -> ModelResult:
+    """BM25 (bm25s) over the same corpus and queries: one result under the ``full`` key."""
+    from .bm25 import BM25Retriever
+    from .retrieval import id_ranks
+
+    graded = task.graded if graded is None else graded
+    started = time.perf_counter()
+    retriever = BM25Retriever(task.corpus)
+    began = time.perf_counter()
+    ranked = retriever.top_k(task.queries, spec.max_k, corpus_rank=id_ranks(task.corpus_ids), budget_mb=budget_mb)
+    search_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
+    metrics = score_ranking(ranked, _relevance_by_index(task), len(task.corpus_ids), spec, graded=graded)
+    return ModelResult({report.FULL: metrics}, {report.FULL: _latency(0.0, search_ms)}, "bm25",
+                       time.perf_counter() - started)
+
+
+def _latency(encode_ms: float, search_ms: float) -> dict[str, float]:
+    return {"encode": round(encode_ms, 4), "search": round(search_ms, 4), "total": round(encode_ms + search_ms, 4)}
+
+
+def _previous_result(previous: dict[str, Any] | None, fingerprint: str, hashes: dict[str, str],
+                     wanted_dims: Callable[[int], list[str]]) -> ModelResult | None:
+    """A result in an earlier metrics.json made from the same inputs and the same weights (any label)."""
+    if not previous:
+        return None
+    meta = previous.get(report.META, {})
+    if any(meta.get(key) != value for key, value in hashes.items()):
+        return None
+    for label, info in meta.get("models", {}).items():
+        if info.get("fingerprint") != fingerprint or label not in previous:
+            continue
+        stored = previous[label]
+        try:
+            dims = wanted_dims(int(info.get("model_dim") or 0))
+        except EvaluationError:
+            continue
+        if dims and all(dim in stored for dim in dims):
+            latency = meta.get("latency_ms_per_query", {}).get(label, {})
+            return ModelResult({dim: stored[dim] for dim in dims}, {dim: latency.get(dim, {}) for dim in dims},
+                               info.get("similarity", "cosine"), float(info.get("seconds") or 0.0),
+                               info.get("model_dim"))
+    return None
+
+
+def evaluate_task(
+    task: RetrievalTask,
+    specs: Sequence[ModelSpec],
+    config: RunConfig,
+    *,
+    previous: dict[str, Any] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """Evaluate every model on ``task``; returns the nested metrics (with ``meta``) and the reused labels.
+
+    ``previous`` is an earlier metrics.json: models found there (under any label) with
+    the same corpus, queries, metric settings and weights are reused, not re-encoded.
+    """
+    from tqdm.auto import tqdm
+
+    task.validate(task.name)
+    spec = MetricSpec.from_config(config.eval)
+    graded = task.graded
+    hashes = {**task.fingerprints(), "metrics_hash": content_hash(*spec.names(graded=graded))}
+    metrics: dict[str, Any] = {}
+    models_meta: dict[str, Any] = {}
+    latency: dict[str, Any] = {}
+    reused: list[str] = []
+    done: dict[str, ModelResult] = {}  # same weights under two labels are evaluated once
+    budget = config.eval.score_block_mb
+    for model_spec in tqdm(specs, desc="eval models", unit="model", disable=None):
+        fingerprint = model_weights_fingerprint(model_spec, config.allow_downloads)
+        if model_spec.is_bm25:
+            wanted: Callable[[int], list[str]] = lambda model_dim: [report.FULL]
+        else:
+            wanted = lambda model_dim: [str(dim) for dim in matryoshka_dims(config, model_dim)]
+        result = done.get(fingerprint) or _previous_result(previous, fingerprint, hashes, wanted)
+        if result is not None:
+            reused.append(model_spec.label)
+        elif model_spec.is_bm25:
+            result = evaluate_bm25(task, spec, budget_mb=budget, graded=graded)
+        else:
+            model = load_dense(model_spec.location, allow_downloads=config.allow_downloads)
+            dims = matryoshka_dims(config, _model_dim(model))
+            result = evaluate_dense(model, task, dims, spec, batch_size=config.eval.batch_size,
+                                    budget_mb=budget, graded=graded)
+        done[fingerprint] = result
+        metrics[model_spec.label] = result.metrics
+        latency[model_spec.label] = result.latency_ms
+        models_meta[model_spec.label] = {
+            "location": model_spec.location,
+            "fingerprint": fingerprint,
+            "similarity": result.similarity,
+            "dims": list(result.metrics),
+            "model_dim": result.model_dim,
+            "seconds": round(result.seconds, 3),
+        }
+    all_dims = sorted({dim for rows in metrics.values() for dim in rows if dim != report.FULL}, key=int, reverse=True)
+    metrics[report.META] = {
+        "name": task.name,
+        **(meta or {}),
+        **task.counts(),
+        "graded": graded,
+        "main_metric": config.eval.main_metric,
+        "metric_names": spec.names(graded=graded),
+        "batch_size": config.eval.batch_size,
+        "models": models_meta,
+        "bytes_per_vector": {dim: 4 * int(dim) for dim in all_dims},
+        "latency_ms_per_query": latency,
+        **hashes,
+        "created": utc_now(),
+    }
+    return metrics, reused
+
+
+def _model_dim(model) -> int:
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        getter = getattr(model, name, None)
+        if getter is not None and getter():
+            return int(getter())
+    return int(model.encode_query(["dimension probe"], convert_to_tensor=True).shape[-1])

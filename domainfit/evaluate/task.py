@@ -1,0 +1,120 @@
+"""A retrieval task: queries, a corpus, and which corpus entries answer each query.
+
+Built from a run's held-out pairs (:func:`task_from_pairs`) or from a BEIR folder
+(:mod:`.beir`). Chunks whose normalised text is identical share relevance: a query
+written for one copy is answered by every copy, so a duplicate is not scored as a miss.
+
+Example::
+
+    task = task_from_pairs(test_pairs, chunks)
+    task.validate()
+    len(task.queries), len(task.corpus)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..artifacts import Chunk, Pair, content_hash, normalize_text
+from ..errors import EvaluationError
+
+
+@dataclass
+class RetrievalTask:
+    """Queries against a corpus with graded relevance (grade ≥ 1 = relevant)."""
+
+    query_ids: list[str]
+    queries: list[str]
+    corpus_ids: list[str]
+    corpus: list[str]
+    relevant: dict[str, dict[str, int]]
+    name: str = "held-out"
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def graded(self) -> bool:
+        """True when some judgement is above 1 (BEIR's graded qrels)."""
+        return any(grade > 1 for grades in self.relevant.values() for grade in grades.values())
+
+    def relevant_sets(self) -> dict[str, set[str]]:
+        """Relevance as sentence-transformers' evaluator takes it: query id -> set of corpus ids."""
+        return {qid: set(self.relevant[qid]) for qid in self.query_ids}
+
+    def validate(self, source: str = "") -> None:
+        """Raise :class:`EvaluationError` (one line, with counts) if this cannot be evaluated."""
+        where = f" in {source}" if source else ""
+        if not self.query_ids:
+            raise EvaluationError(f"no queries to evaluate{where}")
+        if not self.corpus_ids:
+            raise EvaluationError(f"the corpus is empty{where}")
+        if len(set(self.corpus_ids)) != len(self.corpus_ids):
+            raise EvaluationError(f"{len(self.corpus_ids) - len(set(self.corpus_ids))} duplicate corpus id(s){where}")
+        if len(set(self.query_ids)) != len(self.query_ids):
+            raise EvaluationError(f"{len(self.query_ids) - len(set(self.query_ids))} duplicate query id(s){where}")
+        without = [qid for qid in self.query_ids if not self.relevant.get(qid)]
+        if without:
+            raise EvaluationError(
+                f"{len(without)} of {len(self.query_ids)} queries have no relevant document{where}, e.g. {without[0]}"
+            )
+        known = set(self.corpus_ids)
+        missing = sorted({cid for qid in self.query_ids for cid in self.relevant[qid]} - known)
+        if missing:
+            raise EvaluationError(
+                f"{len(missing)} relevant id(s) are not in the corpus of {len(known)}{where}, e.g. {missing[0]}"
+            )
+
+    def fingerprints(self) -> dict[str, str]:
+        """Hashes of the corpus and of the queries+judgements: when they match, results can be reused."""
+        corpus = content_hash(*(f"{cid}\x1e{text}" for cid, text in zip(self.corpus_ids, self.corpus)))
+        queries = content_hash(
+            *(
+                f"{qid}\x1e{text}\x1e{sorted(self.relevant[qid].items())}"
+                for qid, text in zip(self.query_ids, self.queries)
+            )
+        )
+        return {"corpus_hash": corpus, "queries_hash": queries}
+
+    def counts(self) -> dict[str, Any]:
+        judged = [len(self.relevant[qid]) for qid in self.query_ids]
+        return {
+            "queries": len(self.query_ids),
+            "corpus": len(self.corpus_ids),
+            "relevant_per_query": round(sum(judged) / max(1, len(judged)), 3),
+            **self.details,
+        }
+
+
+def task_from_pairs(pairs: Sequence[Pair], chunks: Sequence[Chunk], *, name: str = "held-out") -> RetrievalTask:
+    """Held-out pairs as queries against every chunk; identical chunk texts share relevance.
+
+    Raises :class:`EvaluationError` when there are no pairs or a pair's chunk is not
+    among ``chunks``.
+    """
+    if not pairs:
+        raise EvaluationError("the test split is empty: no held-out pairs to evaluate")
+    by_id = {chunk.chunk_id: chunk for chunk in chunks}
+    missing = sorted({pair.chunk_id for pair in pairs} - by_id.keys())
+    if missing:
+        raise EvaluationError(
+            f"{len(missing)} test pair chunk id(s) are not in chunks.parquet ({len(by_id)} chunks), e.g. {missing[0]}"
+        )
+    copies: dict[str, list[str]] = defaultdict(list)
+    for chunk in chunks:
+        copies[normalize_text(chunk.text)].append(chunk.chunk_id)
+    relevant: dict[str, dict[str, int]] = {}
+    shared = 0
+    for pair in pairs:
+        same_text = copies[normalize_text(by_id[pair.chunk_id].text)]
+        relevant[pair.pair_id] = {chunk_id: 1 for chunk_id in same_text}
+        shared += len(same_text) - 1
+    return RetrievalTask(
+        query_ids=[pair.pair_id for pair in pairs],
+        queries=[pair.query for pair in pairs],
+        corpus_ids=[chunk.chunk_id for chunk in chunks],
+        corpus=[chunk.text for chunk in chunks],
+        relevant=relevant,
+        name=name,
+        details={"duplicate_relevant": shared},
+    )
