@@ -1,0 +1,351 @@
+"""Asynchronous question generation: concurrency, validation, resume and accounting.
+
+:func:`generate_pairs` sends every eligible chunk that is not finished yet to the
+LLM (``llm.max_concurrency`` workers; the client bounds requests in flight),
+checks each returned question in one place (:class:`AnswerChecker`: well-formed,
+grounded, not a copy, optional round trip and LLM judge, then deduplicated
+against the whole run), and hands each chunk's pairs and rejects to a single
+committer task that appends them in batches (one fsync per file per batch, in a
+worker thread) before marking the chunks done. A chunk's resume key
+(:func:`chunk_key`) hashes the chunk id with the prompt version, model and the
+settings that change the answer, so a re-run skips exactly the finished work.
+
+It stops cleanly when ``synth.token_budget`` is reached (in-flight chunks finish
+and are saved), and fails fast with :class:`~domainfit.errors.LLMError` when the
+first chunks all find nothing listening at the endpoint.
+
+Example::
+
+    report = await generate_pairs(eligible, client, checker, store, cfg, resume=state)
+    print(report.pairs, report.rejects)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+from ..artifacts import Chunk, Pair, Reject, content_hash, pair_id_for
+from ..config import RunConfig, SynthConfig
+from ..errors import LLMError
+from . import filters
+from .llm import LLMAnswer, LLMClient, Usage, answer_json
+from .prompts import PROMPT_VERSION
+from .schema import GeneratedQuestion
+from .store import ChunkOutcome, ResumeState, SynthStore
+
+UNREACHABLE_CHUNKS = 3
+"""Fail fast after this many chunks in a row found the endpoint refusing connections."""
+
+LLM_ERROR = "llm_error"
+JUDGE_LOW_SCORE = "judge_low_score"
+JUDGE_FAILED = "judge_failed"
+
+
+def chunk_key(chunk_id: str, client: LLMClient) -> str:
+    """The resume key: chunk id + prompt version + model + the settings that change the answer."""
+    return content_hash(
+        chunk_id,
+        PROMPT_VERSION,
+        client.model,
+        client.style.value,
+        repr(client.temperature),
+        str(client.questions_per_chunk),
+        str(client.max_tokens),
+    )
+
+
+def generator_record(client: LLMClient) -> dict[str, str]:
+    """What ``Pair.generator`` says about where a question came from."""
+    return {"model": client.model, "prompt_version": PROMPT_VERSION, "prompt_style": client.style.value}
+
+
+def reason_group(reason: str) -> str:
+    """``'llm_error: timeout after 6 attempt(s)'`` -> ``'llm_error'``: the key rejects are counted by."""
+    return reason.split(":", 1)[0].strip()
+
+
+# --------------------------------------------------------------------------- checking
+
+
+@dataclass
+class Candidate:
+    """A question that passed the stateless checks, with its scores."""
+
+    item: GeneratedQuestion
+    checks: dict
+
+
+class AnswerChecker:
+    """The one place where generated questions are judged, in a fixed order.
+
+    1. :func:`filters.check_pair` (well-formed, grounded, not a copy), stateless;
+    2. duplicate / near-duplicate against the run so far (:class:`filters.DuplicateFilter`);
+    3. optional BM25 round trip (``synth.roundtrip_top_k``);
+    4. optional LLM judge (``synth.judge``; async, done by the caller between
+       :meth:`screen` and :meth:`admit`);
+    5. :meth:`admit` re-checks duplicates (another chunk may have won the race
+       during the judge call), remembers the question, and makes the pair.
+
+    Example::
+
+        checker = AnswerChecker(cfg.synth, count_tokens, DuplicateFilter(None, 0.95))
+        candidates, rejects = checker.screen(chunk, answer.questions)
+        pairs, more_rejects = checker.admit(chunk, candidates, generator)
+    """
+
+    def __init__(
+        self,
+        config: SynthConfig,
+        count_tokens: Callable[[str], int],
+        duplicates: filters.DuplicateFilter,
+        *,
+        roundtrip: filters.RoundTripChecker | None = None,
+        existing_pair_ids: set[str] | None = None,
+    ):
+        self.config = config
+        self.count_tokens = count_tokens
+        self.duplicates = duplicates
+        self.roundtrip = roundtrip
+        self.pair_ids = set(existing_pair_ids or ())
+
+    def screen(self, chunk: Chunk, items: Sequence[GeneratedQuestion]) -> tuple[list[Candidate], list[Reject]]:
+        """Stateless checks, duplicates and round trip; nothing is remembered yet."""
+        candidates: list[Candidate] = []
+        rejects: list[Reject] = []
+        for item in items:
+            n_tokens = self.count_tokens(item.question)
+            reason = filters.check_pair(item.question, item.evidence, chunk.text, n_tokens, self.config)
+            reason = reason or self.duplicates.check(item.question)
+            rank = None
+            if reason is None and self.roundtrip is not None:
+                rank = self.roundtrip.rank(item.question, chunk.chunk_id)
+                reason = None if rank is not None else filters.ROUNDTRIP_MISS
+            if reason is not None:
+                rejects.append(_reject(chunk, item, reason))
+                continue
+            checks = {
+                "well_formed": True,
+                "question_tokens": n_tokens,
+                "grounding": round(filters.grounding_ratio(item.evidence, chunk.text), 4),
+                "copy_overlap": round(filters.copy_overlap(item.question, chunk.text, self.config.copy_ngram), 4),
+                "not_duplicate": True,
+            }
+            if rank is not None:
+                checks["roundtrip_rank"] = rank
+            candidates.append(Candidate(item, checks))
+        return candidates, rejects
+
+    def admit(self, chunk: Chunk, candidates: Sequence[Candidate], generator: dict) -> tuple[list[Pair], list[Reject]]:
+        """Final duplicate check, then remember each question and make its pair."""
+        pairs: list[Pair] = []
+        rejects: list[Reject] = []
+        for candidate in candidates:
+            question = candidate.item.question
+            pair_id = pair_id_for(chunk.chunk_id, question)
+            reason = self.duplicates.check(question)
+            if reason is None and pair_id in self.pair_ids:
+                reason = filters.DUPLICATE
+            if reason is not None:
+                rejects.append(_reject(chunk, candidate.item, reason))
+                continue
+            self.duplicates.add(question)
+            self.pair_ids.add(pair_id)
+            pairs.append(
+                Pair(
+                    pair_id=pair_id,
+                    chunk_id=chunk.chunk_id,
+                    query=question,
+                    evidence=candidate.item.evidence,
+                    generator=generator,
+                    checks=candidate.checks,
+                )
+            )
+        return pairs, rejects
+
+
+def _reject(chunk: Chunk, item: GeneratedQuestion, reason: str) -> Reject:
+    return Reject(chunk_id=chunk.chunk_id, reason=reason, raw=answer_json(item), query=item.question)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class GenerationReport:
+    """What one call of :func:`generate_pairs` did."""
+
+    chunks: int = 0
+    already_done: int = 0
+    chunks_done: int = 0
+    chunks_failed: int = 0
+    pairs: int = 0
+    rejects: collections.Counter = field(default_factory=collections.Counter)
+    usage: Usage = field(default_factory=Usage)
+    stopped: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def pairs_per_second(self) -> float:
+        return self.pairs / self.seconds if self.seconds else 0.0
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="synth", unit="chunk", dynamic_ncols=True)
+
+    def update(self, chunks: int, report: GenerationReport, usage: Usage) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(
+                pairs=report.pairs, rejects=sum(report.rejects.values()), tokens=usage.total_tokens, refresh=False
+            )
+            self.bar.update(chunks)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+async def _commit_loop(queue: asyncio.Queue, store: SynthStore, on_commit: Callable[[list[ChunkOutcome]], None]) -> None:
+    """Group commit: whatever finished while the last batch was being fsynced goes in the next."""
+    while True:
+        outcome = await queue.get()
+        batch = [] if outcome is None else [outcome]
+        finished = outcome is None
+        while not queue.empty():
+            extra = queue.get_nowait()
+            if extra is None:
+                finished = True
+            else:
+                batch.append(extra)
+        if batch:
+            await asyncio.to_thread(store.commit, batch)
+            on_commit(batch)
+        if finished:
+            return
+
+
+async def generate_pairs(
+    chunks: Sequence[Chunk],
+    client: LLMClient,
+    checker: AnswerChecker,
+    store: SynthStore,
+    config: RunConfig,
+    *,
+    resume: ResumeState | None = None,
+    progress: bool = False,
+    report: GenerationReport | None = None,
+) -> GenerationReport:
+    """Ask the LLM about every chunk not finished yet; validate, append and mark each done.
+
+    ``chunks`` should already be the LLM-eligible ones. Returns a
+    :class:`GenerationReport`; ``report.stopped`` says why it stopped early (token
+    budget). Raises :class:`~domainfit.errors.LLMError` when the endpoint cannot be
+    reached or rejects the configuration (key, model); pass ``report`` to keep the
+    counts of what was committed before such an error.
+    """
+    started = time.perf_counter()
+    resume = resume or ResumeState()
+    report = report if report is not None else GenerationReport()
+    report.chunks = len(chunks)
+    todo: list[tuple[Chunk, str]] = []
+    for chunk in chunks:
+        key = chunk_key(chunk.chunk_id, client)
+        if key in resume.done_keys:
+            report.already_done += 1
+        else:
+            todo.append((chunk, key))
+    generator = generator_record(client)
+    budget = config.synth.token_budget
+    bar = _Progress(len(todo), progress)
+    pending: Iterator[tuple[Chunk, str]] = iter(todo)
+    refused_in_a_row = 0
+    queue: asyncio.Queue = asyncio.Queue()
+    usage_before = client.usage.copy()
+
+    def on_commit(batch: list[ChunkOutcome]) -> None:
+        for outcome in batch:
+            report.pairs += len(outcome.pairs)
+            report.rejects.update(reason_group(reject.reason) for reject in outcome.rejects)
+            if outcome.done:
+                report.chunks_done += 1
+            else:
+                report.chunks_failed += 1
+        bar.update(len(batch), report, client.usage)
+
+    def budget_spent() -> bool:
+        return budget is not None and client.usage.total_tokens - usage_before.total_tokens >= budget
+
+    async def process(chunk: Chunk, key: str) -> tuple[ChunkOutcome, bool]:
+        answer: LLMAnswer = await client.write_questions(chunk.text)
+        if answer.failure is not None:
+            reject = Reject(chunk_id=chunk.chunk_id, reason=answer.failure, raw=answer.raw)
+            done = reason_group(answer.failure) != LLM_ERROR  # a failed request may heal: ask again next run
+            return ChunkOutcome(chunk.chunk_id, key, done, [], [reject]), answer.refused
+        candidates, rejects = checker.screen(chunk, answer.questions)
+        if config.synth.judge and candidates:
+            candidates = await _judge(chunk, candidates, rejects, client, config.synth.judge_min_score)
+        pairs, late_rejects = checker.admit(chunk, candidates, generator)
+        return ChunkOutcome(chunk.chunk_id, key, True, pairs, rejects + late_rejects), False
+
+    async def worker() -> None:
+        nonlocal refused_in_a_row
+        for chunk, key in pending:
+            if budget_spent():
+                report.stopped = "token_budget"
+                return
+            outcome, refused = await process(chunk, key)
+            refused_in_a_row = refused_in_a_row + 1 if refused and not client.ever_answered else 0
+            await queue.put(outcome)
+            if refused_in_a_row >= UNREACHABLE_CHUNKS:
+                raise LLMError(
+                    f"cannot reach the LLM at {client.base_url}: connection refused for the first "
+                    f"{refused_in_a_row} chunks; is the server running? (--llm-base-url / llm.base_url)"
+                )
+
+    committer = asyncio.create_task(_commit_loop(queue, store, on_commit))
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(client.max_concurrency, len(todo))))]
+    try:
+        running = set(workers)
+        while running:
+            # the committer is watched too: if appending fails (disk full), stop asking the LLM
+            done, _ = await asyncio.wait(running | {committer}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raises a worker's or the committer's error
+            running -= done
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await queue.put(None)
+        try:
+            await committer
+        finally:
+            bar.close()
+        report.usage = client.usage.minus(usage_before)
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _judge(
+    chunk: Chunk, candidates: list[Candidate], rejects: list[Reject], client: LLMClient, min_score: int
+) -> list[Candidate]:
+    """Keep the candidates the LLM judge scores at least ``min_score``; reject the rest."""
+    scores = await asyncio.gather(*(client.judge(chunk.text, c.item.question) for c in candidates))
+    kept = []
+    for candidate, (score, _usage) in zip(candidates, scores):
+        if score is None:
+            rejects.append(_reject(chunk, candidate.item, JUDGE_FAILED))
+        elif score.score < min_score:
+            rejects.append(_reject(chunk, candidate.item, JUDGE_LOW_SCORE))
+        else:
+            candidate.checks["judge_score"] = score.score
+            kept.append(candidate)
+    return kept

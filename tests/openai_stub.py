@@ -1,0 +1,532 @@
+"""A scripted OpenAI-protocol HTTP server for tests and benchmarks.
+
+:class:`OpenAIStub` listens on 127.0.0.1 (a free port, stdlib ``http.server`` in a
+thread) and answers what domainfit's LLM code sends, over real HTTP, to the real
+``openai`` client:
+
+* ``GET /v1/models``
+* ``POST /v1/chat/completions`` — instructor's ``tools`` mode (a tool call named
+  after the requested function) and ``json`` mode (JSON message content), with
+  ``usage``;
+* ``POST /v1/completions`` — few-shot completion text for base-model prompts.
+
+Each request is matched to a chunk by a *key* found in the chunk's text (default:
+a ``ZX-...`` marker, else the passage's first 40 characters) and gets the next
+behaviour of that key's script, then ``default``. Behaviours are small
+dataclasses: :class:`Good`, :class:`Answer`, :class:`Malformed`,
+:class:`Ungrounded`, :class:`Copied`, :class:`DuplicateQuestions`,
+:class:`RateLimited`, :class:`ServerError`, :class:`Hang`, :class:`Drop`. Every
+request is logged as a :class:`StubRequest` (key, attempt, behaviour, status,
+tokens reported), so tests can assert how often a chunk was asked and what the
+usage totals must be. ``latency_s`` delays every answer (for benchmarks).
+
+The chunk is found between ``<passage>`` tags (the last pair in the prompt).
+``SAMPLE_PASSAGES`` / :func:`write_sample_docs` give 16 short, topically distinct
+one-chunk documents whose ``ZX-`` markers are their keys, for stage tests that need
+a document folder the stub answers well.
+
+Example::
+
+    with OpenAIStub({"ZX-ALPHA": [RateLimited(0.05), Good()]}) as stub:
+        client = openai.OpenAI(base_url=stub.base_url, api_key="x")
+        ...
+        assert stub.count("ZX-ALPHA") == 2
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Mapping, Sequence
+
+# --------------------------------------------------------------------------- behaviours
+
+
+@dataclass(frozen=True)
+class Good:
+    """Grounded, distinct questions built from the passage's own sentences (``n`` of them)."""
+
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Exactly these ``(question, evidence)`` items."""
+
+    items: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """An answer that is not the requested structure (broken JSON / no labelled lines)."""
+
+
+@dataclass(frozen=True)
+class Ungrounded:
+    """A question whose evidence is nowhere in the passage."""
+
+
+@dataclass(frozen=True)
+class Copied:
+    """A question that copies the passage's first words verbatim (plus a good one)."""
+
+
+@dataclass(frozen=True)
+class DuplicateQuestions:
+    """The same good question twice."""
+
+
+@dataclass(frozen=True)
+class RateLimited:
+    """HTTP 429 with a retry hint in ``header`` (``retry-after`` seconds or ``retry-after-ms``)."""
+
+    retry_after: float = 0.05
+    header: str = "retry-after"
+
+
+@dataclass(frozen=True)
+class ServerError:
+    """An HTTP 5xx error."""
+
+    status: int = 500
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Answer only after ``seconds`` (past the client's timeout)."""
+
+    seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Send the start of a response, then close the socket."""
+
+
+Behaviour = Any
+Script = Mapping[str, Sequence[Behaviour]] | Callable[["StubRequest"], Behaviour | None]
+
+
+@dataclass
+class StubRequest:
+    """One request the stub received, and what it answered."""
+
+    index: int
+    path: str
+    kind: str  # 'questions', 'judge' or 'models'
+    key: str = ""
+    attempt: int = 0  # 0-based count of earlier question requests with this key
+    passage: str = ""
+    behaviour: str = ""
+    status: int = 200
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    items: list[tuple[str, str]] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- answers
+
+_PASSAGE = re.compile(r"<passage>\s*(.*?)\s*</passage>", re.DOTALL)
+_MARKER = re.compile(r"\bZX-[A-Za-z0-9]+")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]{3,}")
+_STOPWORDS = frozenset(
+    "this that with from have been must will when where which what your their there these those "
+    "into also only over under than then they them each such more most other some after before "
+    "about while shall should would could".split()
+)
+
+
+def passage_of(prompt: str) -> str:
+    """The text of the last ``<passage>...</passage>`` in a prompt ('' if none)."""
+    found = _PASSAGE.findall(prompt)
+    return found[-1] if found else ""
+
+
+def marker_key(passage: str) -> str:
+    """A chunk's key: its first ``ZX-...`` marker, else its first 40 characters."""
+    match = _MARKER.search(passage)
+    return match.group(0) if match else " ".join(passage.split())[:40]
+
+
+def passage_sentences(passage: str, min_words: int = 5) -> list[str]:
+    """Whole sentences of the passage with at least ``min_words`` words, verbatim."""
+    sentences = [match.group(0).strip() for match in _SENTENCE.finditer(passage)]
+    return [sentence for sentence in sentences if len(sentence.split()) >= min_words]
+
+
+def question_about(sentence: str) -> str:
+    """A question on a sentence's content words that copies no run of its wording."""
+    words: list[str] = []
+    for word in _WORD.findall(sentence):
+        if word.lower() not in _STOPWORDS and word.lower() not in (w.lower() for w in words):
+            words.append(word)
+    picked = sorted(words, key=len, reverse=True)[:3] or ["this"]
+    if len(picked) == 1:
+        return f"Which rule covers {picked[0]}?"
+    return f"Which rule links {', '.join(picked[:-1])} and {picked[-1]}?"
+
+
+def good_items(passage: str, n: int) -> list[tuple[str, str]]:
+    """``n`` (question, evidence) items, one per sentence, evidence verbatim."""
+    return [(question_about(sentence), sentence) for sentence in passage_sentences(passage)[:n]]
+
+
+def default_completion(items: Sequence[tuple[str, str]]) -> str:
+    """Completion text in a generic ``Question:``/``Evidence:`` layout."""
+    return "".join(f"Question: {question}\nEvidence: {evidence}\n" for question, evidence in items)
+
+
+# --------------------------------------------------------------------------- server
+
+
+class OpenAIStub:
+    """The scripted server; use as a context manager or call ``start()``/``stop()``.
+
+    Args:
+        script: key -> behaviours for that key's successive question requests, or a
+            function of the :class:`StubRequest` returning a behaviour (None = default).
+        default: the behaviour once a key's script is used up.
+        latency_s: fixed delay before every answer.
+        questions: items a :class:`Good` answer carries by default.
+        model: the id ``/v1/models`` reports.
+        judge_score: the score judge requests get.
+        completion_renderer: turns items into ``/v1/completions`` text (pass
+            ``domainfit.synth.prompts.render_completion`` to answer like a model
+            continuing domainfit's few-shot prompt).
+        key: maps a passage to its chunk key.
+    """
+
+    def __init__(
+        self,
+        script: Script | None = None,
+        *,
+        default: Behaviour = Good(),
+        latency_s: float = 0.0,
+        questions: int = 2,
+        model: str = "stub",
+        judge_score: int = 5,
+        completion_renderer: Callable[[Sequence[tuple[str, str]]], str] = default_completion,
+        key: Callable[[str], str] = marker_key,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        self.script = script or {}
+        self.default = default
+        self.latency_s = latency_s
+        self.questions = questions
+        self.model = model
+        self.judge_score = judge_score
+        self.completion_renderer = completion_renderer
+        self.key = key
+        self.requests: list[StubRequest] = []
+        self._lock = threading.Lock()
+        self._attempts: dict[str, int] = {}
+        self.in_flight = 0
+        self.max_in_flight = 0
+        """Most requests being answered at the same moment (bounded-concurrency checks)."""
+        self._closing = threading.Event()
+        self._server = ThreadingHTTPServer((host, port), _handler_class(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to give an OpenAI client (``.../v1``)."""
+        return f"{self.url}/v1"
+
+    def start(self) -> "OpenAIStub":
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-stub", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "OpenAIStub":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what happened
+
+    def question_requests(self, key: str | None = None) -> list[StubRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.kind == "questions" and (key is None or r.key == key)]
+
+    def count(self, key: str) -> int:
+        """How many question requests mentioned this chunk key."""
+        return len(self.question_requests(key))
+
+    def keys(self) -> set[str]:
+        return {r.key for r in self.question_requests()}
+
+    def usage_reported(self) -> tuple[int, int]:
+        """(prompt_tokens, completion_tokens) summed over every answered request."""
+        with self._lock:
+            answered = [r for r in self.requests if r.status == 200 and r.kind != "models"]
+            return sum(r.prompt_tokens for r in answered), sum(r.completion_tokens for r in answered)
+
+    # -- answering
+
+    def _next_behaviour(self, record: StubRequest) -> Behaviour:
+        if callable(self.script):
+            chosen = self.script(record)
+            return self.default if chosen is None else chosen
+        plan = self.script.get(record.key, ())
+        return plan[record.attempt] if record.attempt < len(plan) else self.default
+
+    def _register(self, path: str, kind: str, passage: str) -> StubRequest:
+        with self._lock:
+            key = self.key(passage) if kind != "models" else ""
+            attempt = 0
+            if kind == "questions":
+                attempt = self._attempts.get(key, 0)
+                self._attempts[key] = attempt + 1
+            record = StubRequest(len(self.requests), path, kind, key, attempt, passage)
+            self.requests.append(record)
+            return record
+
+    def items_for(self, behaviour: Behaviour, passage: str) -> list[tuple[str, str]]:
+        if isinstance(behaviour, Answer):
+            return [tuple(item) for item in behaviour.items]
+        good = good_items(passage, self.questions if not isinstance(behaviour, Good) or behaviour.n is None
+                          else behaviour.n)
+        if isinstance(behaviour, Ungrounded):
+            return [("Which colour is the moon in this region?", "The moon is made of green cheese.")]
+        if isinstance(behaviour, Copied):
+            words = passage.split()[:14]
+            return [(" ".join(words).rstrip(".") + "?", " ".join(words)), *good[:1]]
+        if isinstance(behaviour, DuplicateQuestions):
+            return good[:1] * 2
+        return good
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart (delayed ACK)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        # -- plumbing
+
+        def _send_json(self, status: int, body: Any, headers: Mapping[str, str] | None = None) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _read_body(self) -> dict[str, Any]:
+            length = int(self.headers.get("Content-Length") or 0)
+            return json.loads(self.rfile.read(length) or b"{}")
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            if self.path.rstrip("/").endswith("/models"):
+                stub._register(self.path, "models", "")
+                self._send_json(
+                    200,
+                    {"object": "list", "data": [{"id": stub.model, "object": "model", "created": 0, "owned_by": "stub"}]},
+                )
+            else:
+                self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+        def do_POST(self) -> None:  # noqa: N802
+            try:
+                body = self._read_body()
+                if not self.path.endswith("/completions"):
+                    self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                with stub._lock:
+                    stub.in_flight += 1
+                    stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
+                try:
+                    self._answer(body, chat=self.path.endswith("/chat/completions"))
+                finally:
+                    with stub._lock:
+                        stub.in_flight -= 1
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                self.close_connection = True
+
+        # -- the scripted answer
+
+        def _answer(self, body: dict[str, Any], *, chat: bool) -> None:
+            if chat:
+                prompt = "\n".join(
+                    message["content"] if isinstance(message.get("content"), str) else ""
+                    for message in body.get("messages", [])
+                )
+            else:
+                prompt = str(body.get("prompt", ""))
+            tools = body.get("tools") or []
+            tool_name = tools[0]["function"]["name"] if tools else None
+            is_judge = tool_name == "JudgeScore" or "Rate how good" in prompt
+            record = stub._register(self.path, "judge" if is_judge else "questions", passage_of(prompt))
+            behaviour = Good() if is_judge else stub._next_behaviour(record)
+            record.behaviour = type(behaviour).__name__
+            if stub.latency_s:
+                time.sleep(stub.latency_s)
+
+            if isinstance(behaviour, RateLimited):
+                record.status = 429
+                value = (
+                    str(int(behaviour.retry_after * 1000))
+                    if behaviour.header == "retry-after-ms"
+                    else f"{behaviour.retry_after:g}"
+                )
+                self._send_json(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {behaviour.header: value})
+                return
+            if isinstance(behaviour, ServerError):
+                record.status = behaviour.status
+                self._send_json(behaviour.status, {"error": {"message": "scripted failure", "type": "server_error"}})
+                return
+            if isinstance(behaviour, Drop):
+                record.status = 0
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"id\": \"cut")
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            if isinstance(behaviour, Hang):
+                record.status = 0
+                stub._closing.wait(behaviour.seconds)
+                self.close_connection = True
+                return
+
+            if is_judge:
+                payload: dict[str, Any] = {"score": stub.judge_score, "reason": "scripted"}
+                text = json.dumps(payload) if chat else f" {stub.judge_score}"
+            elif isinstance(behaviour, Malformed):
+                text = '{"questions": [{"question": "unterminated' if chat else "I am not sure what you mean."
+            else:
+                record.items = stub.items_for(behaviour, record.passage)
+                payload = {"questions": [{"question": q, "evidence": e} for q, e in record.items]}
+                text = json.dumps(payload) if chat else stub.completion_renderer(record.items)
+            record.prompt_tokens = _words(prompt)
+            record.completion_tokens = _words(text)
+            usage = {
+                "prompt_tokens": record.prompt_tokens,
+                "completion_tokens": record.completion_tokens,
+                "total_tokens": record.prompt_tokens + record.completion_tokens,
+            }
+            created = int(time.time())
+            if not chat:
+                self._send_json(200, {
+                    "id": f"cmpl-{record.index}", "object": "text_completion", "created": created,
+                    "model": body.get("model", stub.model),
+                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                    "usage": usage,
+                })
+                return
+            if tool_name:
+                message: dict[str, Any] = {
+                    "role": "assistant", "content": None,
+                    "tool_calls": [{"id": f"call_{record.index}", "type": "function",
+                                    "function": {"name": tool_name, "arguments": text}}],
+                }
+                finish = "tool_calls"
+            else:
+                message = {"role": "assistant", "content": text}
+                finish = "stop"
+            self._send_json(200, {
+                "id": f"chatcmpl-{record.index}", "object": "chat.completion", "created": created,
+                "model": body.get("model", stub.model),
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
+            })
+
+    return Handler
+
+
+# --------------------------------------------------------------------------- sample documents
+
+SAMPLE_PASSAGES: dict[str, str] = {
+    "ZX-TURBINE": "The turbine must be isolated and locked out before any inspection of the runner begins. "
+    "Engineers record every isolation permit in the site logbook together with the time and their name. "
+    "A second engineer verifies the lockout before the inspection hatch is opened.",
+    "ZX-TRAVEL": "Rail tickets costing more than one hundred and fifty pounds are booked through the corporate "
+    "travel agency. Hotel stays in London are capped at one hundred and eighty pounds per night including "
+    "breakfast. Expense claims without receipts are refused by the finance team after thirty days.",
+    "ZX-WARRANTY": "Every controller ships with a thirty-six month warranty starting on the delivery date. "
+    "Damage caused by lightning strikes or flooding is excluded from warranty cover. Customers register "
+    "warranty claims through the support portal with the serial number and photographs.",
+    "ZX-PASSWORD": "Passwords for company laptops need at least fourteen characters and must never be reused. "
+    "Multi-factor authentication is mandatory for remote access to the engineering network. Lost laptops "
+    "are reported to the security desk within one hour of noticing the loss.",
+    "ZX-ONBOARD": "New starters receive their badge and laptop from reception on the first morning. "
+    "During week one every newcomer shadows an experienced colleague from the same department. "
+    "The probation review takes place with the line manager after ninety days.",
+    "ZX-FIRMWARE": "Firmware version four point two fixes the overspeed alarm that triggered during grid faults. "
+    "Installing the update requires a maintenance window of roughly twenty minutes per unit. "
+    "Operators must back up the parameter file before flashing new firmware.",
+    "ZX-PARTS": "Spare bearings for the generator are stocked at the central warehouse in Leeds. "
+    "Urgent orders placed before noon leave the warehouse by courier on the same afternoon. "
+    "Obsolete gaskets are replaced by the newer silicone model listed in the catalogue appendix.",
+    "ZX-SAFETY": "Work inside intakes is forbidden when an amber rain warning covers the catchment. "
+    "Lone workers check in with the depot through the mobile application every two hours. "
+    "A missed check-in triggers a phone call from the depot supervisor after thirty minutes.",
+    "ZX-INCIDENT": "The overspeed event at the northern plant lasted forty seconds before the brake engaged. "
+    "Investigators traced the root cause to a stuck hydraulic valve in the governor. "
+    "The corrective action replaces all governor valves of that batch before winter.",
+    "ZX-CANTEEN": "The staff canteen serves hot lunches between noon and two o'clock on weekdays. "
+    "Vegetarian and gluten-free dishes are labelled clearly on the daily menu board. "
+    "Meal vouchers can be topped up at the kiosk beside the main entrance.",
+    "ZX-PARKING": "Visitors park in the marked bays nearest the reception building. "
+    "Electric vehicle chargers are available on the lower deck for a small hourly fee. "
+    "Overnight parking requires written permission from the facilities manager.",
+    "ZX-TRAINING": "Every technician completes a refresher course on high-voltage switching each year. "
+    "Course certificates are uploaded to the learning system by the training coordinator. "
+    "Technicians with expired certificates may not operate switchgear until they retake the course.",
+    "ZX-BACKUP": "Database backups run every night at two in the morning and are kept for five weeks. "
+    "A monthly restore test proves that the backups can actually be recovered. "
+    "Backup failures raise a ticket automatically in the operations queue.",
+    "ZX-HOLIDAY": "Annual leave requests longer than ten working days need approval four weeks in advance. "
+    "Up to five unused days may be carried over into the following calendar year. "
+    "Public holidays that fall on a weekend are moved to the next working day.",
+    "ZX-NOISE": "Hearing protection is required wherever the sound level exceeds eighty-five decibels. "
+    "Noise surveys are repeated after any change to machinery in the turbine hall. "
+    "Results of each survey are posted on the noticeboard outside the control room.",
+    "ZX-INVOICE": "Supplier invoices are paid within thirty days of receipt when they quote a valid purchase "
+    "order. Invoices missing a purchase order number are returned to the supplier unpaid. "
+    "Queries about late payments go to the accounts payable mailbox.",
+}
+"""Short, topically distinct passages (one chunk each) whose ``ZX-`` marker is the stub key."""
+
+
+def write_sample_docs(folder, passages: Mapping[str, str] | None = None):
+    """Write one ``.txt`` document per passage into ``folder``; returns the folder."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for key, text in (passages or SAMPLE_PASSAGES).items():
+        (folder / f"{key.lower()}.txt").write_text(f"{key}\n\n{text}\n", encoding="utf-8")
+    return folder
