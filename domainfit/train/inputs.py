@@ -1,0 +1,89 @@
+"""Read what training needs from a run directory (the IO edge of :mod:`domainfit.train`).
+
+Pairs come from :func:`domainfit.review.reviewed_pairs` (review decisions applied),
+restricted to the split's train and val ids; chunk texts from ``chunks.parquet``;
+mined negatives from ``triplets.parquet`` when it exists.
+
+Example::
+
+    inputs = load_training_inputs(run, splits, cfg.train)
+    inputs.train.counts(), len(inputs.val.queries)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ..artifacts import RunDir, content_hash, read_chunks, read_parquet
+from ..config import TrainConfig
+from ..errors import ArtifactError
+from ..evaluate.splits import Splits
+from ..review import reviewed_pairs
+from .data import TrainingSet, ValidationSet, build_training_set, build_validation_set, negative_columns, negatives_by_pair
+
+
+@dataclass
+class TrainingInputs:
+    """Rows to train on, the validation set, and where they came from."""
+
+    train: TrainingSet
+    val: ValidationSet
+    has_triplets: bool
+    review_counts: dict[str, int]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            **self.train.counts(),
+            "val_queries": len(self.val.queries),
+            "corpus_chunks": len(self.val.corpus),
+        }
+
+    def fingerprint(self) -> str:
+        """A hash of exactly what is trained and validated on: resume only onto the same data."""
+        payload = json.dumps(
+            [self.train.columns, self.train.rows, self.train.short_rows, sorted(self.val.queries.items())],
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return content_hash(payload)
+
+
+def load_training_inputs(run: RunDir, splits: Splits, config: TrainConfig) -> TrainingInputs:
+    """Build the training and validation sets of ``run`` for ``config.loss``."""
+    pairs, review = reviewed_pairs(run)
+    by_id = {pair.pair_id: pair for pair in pairs}
+    train_pairs = [by_id[pid] for pid in dict.fromkeys(splits.train) if pid in by_id]
+    val_pairs = [by_id[pid] for pid in dict.fromkeys(splits.val) if pid in by_id]
+    chunks = read_chunks(run.chunks)
+    has_triplets = run.triplets.exists()
+    negatives = read_negatives(run) if has_triplets and config.use_negatives else None
+    train = build_training_set(
+        train_pairs,
+        {chunk.chunk_id: chunk.text for chunk in chunks},
+        negatives,
+        loss=config.loss,
+        negatives_per_pair=config.negatives_per_pair,
+        use_negatives=config.use_negatives,
+    )
+    return TrainingInputs(
+        train=train,
+        val=build_validation_set(val_pairs, chunks),
+        has_triplets=has_triplets,
+        review_counts=review.as_counts(),
+    )
+
+
+def read_negatives(run: RunDir) -> dict[str, list[str]]:
+    """Mined negative texts per pair id from ``triplets.parquet`` (n-tuple or triplet format)."""
+    import pyarrow.parquet as pq
+
+    try:
+        names = pq.read_schema(run.triplets).names
+    except Exception as error:  # pyarrow raises several types for a torn file
+        raise ArtifactError(f"{run.triplets} is corrupt or truncated ({error}); re-run `domainfit mine`") from None
+    columns = negative_columns(names)
+    if not columns:
+        raise ArtifactError(f"{run.triplets} has no negative or negative_1.. columns; re-run `domainfit mine`")
+    table = read_parquet(run.triplets, ["pair_id", *columns]).select(["pair_id", *columns])
+    return negatives_by_pair(table.to_pylist(), source=str(run.triplets))

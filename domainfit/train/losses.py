@@ -1,0 +1,138 @@
+"""The training loss: triplet, MNRL or cached MNRL, inside MatryoshkaLoss.
+
++-------------+---------------------------------------+-------------------------------------------+
+| ``loss``    | sentence-transformers class           | what it optimises                         |
++=============+=======================================+===========================================+
+| mnrl        | MultipleNegativesRankingLoss          | softmax over the batch's positives (and   |
+|             |                                       | the mined negatives): InfoNCE             |
++-------------+---------------------------------------+-------------------------------------------+
+| cached-mnrl | CachedMultipleNegativesRankingLoss    | the same, over a batch of any size at the |
+|             |                                       | memory of ``mini_batch_size`` (GradCache) |
++-------------+---------------------------------------+-------------------------------------------+
+| triplet     | TripletLoss                           | max(d(a,p) - d(a,n) + margin, 0)          |
++-------------+---------------------------------------+-------------------------------------------+
+
+Each is wrapped in MatryoshkaLoss over the resolved dims (see
+:func:`resolve_matryoshka_dims`), so every prefix of the embedding is trained to
+retrieve on its own. Gradient accumulation does not enlarge MNRL's in-batch
+negatives; ``cached-mnrl`` with a larger ``batch_size`` does.
+
+Example::
+
+    dims = resolve_matryoshka_dims(384, None)          # [384, 256, 128, 64]
+    loss = build_loss(model, config.train, dims=dims, mini_batch_size=32)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
+
+from ..config import TrainConfig
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+MIN_MATRYOSHKA_DIM = 64
+
+
+def resolve_matryoshka_dims(model_dim: int, dims: Sequence[int] | None) -> list[int]:
+    """The dims MatryoshkaLoss trains, largest first; ``[]`` means Matryoshka is off.
+
+    Unset (None) gives the model's dim, then the powers of two below it down to 64:
+    384 -> [384, 256, 128, 64], 768 -> [768, 512, 256, 128, 64]. Explicit dims are
+    de-duplicated and sorted; checking them against the model is
+    :func:`~domainfit.train.checks.check_training_setup`'s job.
+
+    Example::
+
+        resolve_matryoshka_dims(384, None)   # [384, 256, 128, 64]
+        resolve_matryoshka_dims(384, [])     # []
+    """
+    if dims is not None:
+        return sorted(set(dims), reverse=True)
+    resolved = [model_dim]
+    power = 1 << ((model_dim - 1).bit_length() - 1) if model_dim > 1 else 0  # largest power of two below
+    while power >= MIN_MATRYOSHKA_DIM:
+        resolved.append(power)
+        power //= 2
+    return resolved
+
+
+def build_loss(
+    model,
+    config: TrainConfig,
+    *,
+    dims: Sequence[int],
+    mini_batch_size: int = 32,
+    distributed: bool = False,
+    show_progress_bar: bool = False,
+) -> "nn.Module":
+    """The loss module ``config.loss`` names, wrapped in MatryoshkaLoss when ``dims``.
+
+    ``distributed`` turns on ``gather_across_devices`` for the MNRL losses (when
+    ``config.gather_across_devices``), so each GPU's queries are ranked against every
+    GPU's documents: the in-batch negatives grow with the number of devices.
+
+    Example::
+
+        loss = build_loss(model, TrainConfig(loss="mnrl"), dims=[384, 128])
+    """
+    from sentence_transformers.sentence_transformer import losses
+
+    gather = bool(distributed and config.gather_across_devices)
+    if config.loss == "mnrl":
+        inner = losses.MultipleNegativesRankingLoss(model, scale=config.scale, gather_across_devices=gather)
+    elif config.loss == "cached-mnrl":
+        inner = losses.CachedMultipleNegativesRankingLoss(
+            model,
+            scale=config.scale,
+            mini_batch_size=mini_batch_size,
+            gather_across_devices=gather,
+            show_progress_bar=show_progress_bar,
+        )
+    elif config.loss == "triplet":
+        distance = {
+            "cosine": losses.TripletDistanceMetric.COSINE,
+            "euclidean": losses.TripletDistanceMetric.EUCLIDEAN,
+            "manhattan": losses.TripletDistanceMetric.MANHATTAN,
+        }[config.triplet_distance]
+        inner = losses.TripletLoss(model, distance_metric=distance, triplet_margin=config.triplet_margin)
+    else:  # pragma: no cover - the config's Literal forbids it
+        raise ValueError(f"unknown loss {config.loss!r}")
+    if not dims:
+        return inner
+    return losses.MatryoshkaLoss(model, inner, matryoshka_dims=list(dims))
+
+
+def inner_loss_config(loss) -> dict:
+    """The configuration of the loss inside MatryoshkaLoss (or of ``loss`` itself), as plain data.
+
+    Example::
+
+        inner_loss_config(build_loss(model, TrainConfig(), dims=[384]))["mini_batch_size"]   # 32
+    """
+    inner = getattr(loss, "loss", loss)
+    config = inner.get_config_dict() if hasattr(inner, "get_config_dict") else {}
+    return {"name": type(inner).__name__, **{key: _plain(value) for key, value in config.items()}}
+
+
+def _plain(value):
+    return value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
+
+
+def loss_description(config: TrainConfig, dims: Sequence[int], n_negatives: int) -> str:
+    """One line for summaries and the model card, e.g. ``CachedMNRL (1 mined negative) in Matryoshka [384, 128]``.
+
+    Example::
+
+        loss_description(TrainConfig(), [384, 256], 1)
+    """
+    name = {
+        "mnrl": "MultipleNegativesRankingLoss",
+        "cached-mnrl": "CachedMultipleNegativesRankingLoss",
+        "triplet": f"TripletLoss ({config.triplet_distance}, margin {config.triplet_margin})",
+    }[config.loss]
+    if config.loss != "triplet":
+        plural = "" if n_negatives == 1 else "s"
+        name += f" (scale {config.scale:g}, {n_negatives} mined negative{plural} per pair)"
+    return f"MatryoshkaLoss {list(dims)} over {name}" if dims else name

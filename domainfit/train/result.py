@@ -1,0 +1,91 @@
+"""What a training run did: :class:`TrainResult`, printed by the CLI and kept in the manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`domainfit.train.run_training`.
+
+    Example::
+
+        result = run_training(RunDir("runs/demo"), cfg)
+        print(result.summary())
+        result.val_metrics[128]["ndcg@10"]
+    """
+
+    model_dir: Path
+    base_model: str
+    loss: str
+    dims: list[int]
+    counts: dict[str, int]
+    batch_size: int
+    mini_batch_size: int | None
+    learning_rate: float
+    epochs: float
+    steps: int
+    steps_this_run: int
+    precision: str
+    world_size: int = 1
+    resumed_from: str | None = None
+    first_loss: float | None = None
+    last_loss: float | None = None
+    best_metric: tuple[str, float] | None = None
+    val_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
+    loss_config: dict[str, Any] = field(default_factory=dict)
+    discarded_checkpoints: list[str] = field(default_factory=list)
+    is_main_process: bool = True
+    seconds: float = 0.0
+
+    def manifest_counts(self) -> dict[str, Any]:
+        """Counts for ``manifest.json``'s train stage."""
+        return {**self.counts, "steps": self.steps, "steps_this_run": self.steps_this_run}
+
+    def card_info(self) -> dict[str, Any]:
+        """Plain data for the model card and ``domainfit_training.json``."""
+        return {
+            "base_model": self.base_model,
+            "loss": self.loss,
+            "loss_config": self.loss_config,
+            "dims": self.dims,
+            "counts": self.counts,
+            "batch_size": self.batch_size,
+            "mini_batch_size": self.mini_batch_size,
+            "learning_rate": self.learning_rate,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "precision": self.precision,
+            "world_size": self.world_size,
+            "best_metric": list(self.best_metric) if self.best_metric else None,
+            "val_metrics": {str(dim): values for dim, values in self.val_metrics.items()},
+            "first_loss": self.first_loss,
+            "last_loss": self.last_loss,
+        }
+
+    def summary(self) -> str:
+        """What ``domainfit train`` prints."""
+        counts = self.counts
+        lines = [
+            f"trained {self.base_model}: {self.loss}",
+            f"  {counts.get('train_pairs', 0)} train pairs ({counts.get('pairs_with_negatives', 0)} with mined negatives), "
+            f"{counts.get('val_queries', 0)} val questions over {counts.get('corpus_chunks', 0)} chunks",
+            f"  batch {self.batch_size} x {self.world_size} device(s), {self.steps} steps, "
+            f"{self.epochs:g} epochs, {self.precision}, {self.seconds:.1f} s",
+        ]
+        if self.first_loss is not None and self.last_loss is not None:
+            lines.append(f"  training loss {self.first_loss:.4f} -> {self.last_loss:.4f}")
+        if self.resumed_from:
+            lines.append(f"  resumed from {self.resumed_from} ({self.steps_this_run} steps this run)")
+        if self.discarded_checkpoints:
+            lines.append(f"  discarded checkpoints of another config or cut short: {', '.join(self.discarded_checkpoints)}")
+        if self.val_metrics:
+            cells = " | ".join(f"{dim}: {values.get('ndcg@10', float('nan')):.4f}" for dim, values in self.val_metrics.items())
+            lines.append(f"  validation ndcg@10 by dim: {cells}")
+            if self.best_metric:
+                lines.append(f"  best checkpoint by {self.best_metric[0]} = {self.best_metric[1]:.4f}")
+        lines.append(f"  model: {self.model_dir}")
+        return "\n".join(lines)

@@ -1,0 +1,272 @@
+"""Run sentence-transformers' trainer on prepared inputs, resume, and write the model.
+
+This is the one module of :mod:`domainfit.train` that touches torch. It loads the
+base model, checks the settings against it, builds loss, validation evaluator and
+training arguments, resumes from the last complete checkpoint, trains, and (on the
+main process only) writes ``RUN/model`` atomically with its model card.
+
+The same code runs in one process or under ``torchrun`` / ``accelerate launch``:
+accelerate's ``PartialState`` knows the rank, the main process makes the splits and
+prepares the checkpoint folder first, and only it writes files.
+
+Example::
+
+    state = distributed_state()
+    result = fit(run, cfg, inputs, state=state)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..artifacts import RunDir, write_json, write_jsonl
+from ..config import RunConfig
+from ..errors import TrainingError
+from ..models import ALIASES, load_model
+from .args import (
+    evaluator_names,
+    resolve_batch_sizes,
+    training_arguments,
+    training_precision,
+    validation_metric,
+)
+from .card import append_card_section, card_section
+from .checkpoints import last_complete_checkpoint, prepare_checkpoints
+from .checks import check_model_fit
+from .data import to_datasets
+from .evaluation import build_evaluator
+from .inputs import TrainingInputs
+from .losses import build_loss, inner_loss_config, loss_description, resolve_matryoshka_dims
+from .result import TrainResult
+
+#: train.* keys that do not change the trained weights: changing them keeps checkpoints.
+_NOT_IN_FINGERPRINT = ("keep_checkpoints", "push_to_hub", "hub_model_id", "logging_steps", "save_total_limit")
+CARD_METRICS = ("ndcg@10", "mrr@10", "accuracy@1", "recall@10")
+
+
+def distributed_state():
+    """accelerate's process state: rank, world size, barriers (one process when not launched).
+
+    Without CUDA it must be told it runs on CPU, or under torchrun it would not see the
+    gloo process group as distributed (and not share validation metrics across ranks).
+    """
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def training_fingerprint(config: RunConfig, inputs: TrainingInputs) -> dict[str, str]:
+    """What a checkpoint must match to be resumed: the training config and the data."""
+    settings = config.model_dump(mode="json")["train"]
+    for key in _NOT_IN_FINGERPRINT:
+        settings.pop(key, None)
+    settings["base_model"] = config.base_model
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return {"config": digest, "inputs": inputs.fingerprint()}
+
+
+def embedding_dim(model) -> int:
+    """The model's output dim (sentence-transformers renamed the getter in 6.x)."""
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = getter()
+    if not dim:
+        raise TrainingError("cannot tell the base model's embedding dim (no pooling module?)")
+    return int(dim)
+
+
+def freeze_unused_parameters(model) -> list[str]:
+    """Stop training parameters no embedding depends on; returns their names.
+
+    BERT-style backbones carry a pooler head that mean pooling never uses. Under DDP
+    with ``find_unused_parameters=False`` (the fast setting) a parameter that gets no
+    gradient is an error, so one probe forward/backward finds them and they are frozen:
+    they could not change the embeddings anyway.
+    """
+    was_training = model.training
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    features = model.preprocess(["a probe sentence", "another one"])
+    features = {key: value.to(model.device) if hasattr(value, "to") else value for key, value in features.items()}
+    model(features)["sentence_embedding"].sum().backward()
+    unused = [name for name, parameter in model.named_parameters() if parameter.requires_grad and parameter.grad is None]
+    for name, parameter in model.named_parameters():
+        if name in unused:
+            parameter.requires_grad_(False)
+    model.zero_grad(set_to_none=True)
+    model.train(was_training)
+    return unused
+
+
+def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progress: bool = True) -> TrainResult:
+    """Train ``config.base_model`` on ``inputs`` and write ``run.model_dir``; see the module doc."""
+    import torch
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    settings = config.train
+    started = time.perf_counter()
+    model = load_model(config.base_model, allow_downloads=config.allow_downloads)
+    if settings.max_seq_length:
+        model.max_seq_length = settings.max_seq_length
+    model_dim = embedding_dim(model)
+    dims = resolve_matryoshka_dims(model_dim, settings.matryoshka_dims)
+    batch_size, mini_batch_size = resolve_batch_sizes(settings, inputs.train.n_rows)
+    check_model_fit(settings, model_dim=model_dim, dims=dims, batch_size=batch_size, mini_batch_size=mini_batch_size)
+    cuda = torch.cuda.is_available()
+    precision = training_precision(settings, cuda, cuda and torch.cuda.is_bf16_supported())
+    has_val = bool(inputs.val) and settings.eval_strategy != "no"
+    similarity = model.similarity_fn_name or "cosine"
+    metric = validation_metric(settings.metric_for_best_model, dims, model_dim, similarity) if has_val else None
+    _describe_base_model(model, config.base_model)
+
+    world_size = state.num_processes
+    if world_size > 1:
+        freeze_unused_parameters(model)
+    loss = build_loss(model, settings, dims=dims, mini_batch_size=mini_batch_size, distributed=world_size > 1)
+    evaluator = build_evaluator(inputs.val, dims, model_dim, batch_size=config.eval.batch_size) if has_val else None
+    arguments = training_arguments(
+        settings,
+        output_dir=str(run.checkpoints_dir),
+        batch_size=batch_size,
+        has_val=has_val,
+        metric=metric,
+        precision=precision,
+        world_size=world_size,
+        cuda_available=cuda,
+        progress=progress,
+    )
+    discarded: list[str] = []
+    if state.is_main_process:
+        discarded = prepare_checkpoints(run.checkpoints_dir, training_fingerprint(config, inputs))
+    state.wait_for_everyone()
+    resume = last_complete_checkpoint(run.checkpoints_dir)
+    resumed_step = _global_step(resume) if resume else 0
+
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=SentenceTransformerTrainingArguments(**arguments),
+        train_dataset=to_datasets(inputs.train),
+        loss=loss,
+        evaluator=evaluator,
+    )
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    history = trainer.state.log_history
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    best = _best_evaluation(history, metric)
+    result = TrainResult(
+        model_dir=run.model_dir,
+        base_model=config.base_model,
+        loss=loss_description(settings, dims, inputs.train.n_negatives),
+        dims=dims,
+        counts=inputs.counts(),
+        batch_size=batch_size,
+        mini_batch_size=mini_batch_size if settings.loss == "cached-mnrl" else None,
+        learning_rate=settings.learning_rate,
+        epochs=round(float(trainer.state.epoch or 0), 3),
+        steps=trainer.state.global_step,
+        resumed_from=resume.name if resume else None,
+        steps_this_run=trainer.state.global_step - resumed_step,
+        precision="bf16" if precision["bf16"] else "fp16" if precision["fp16"] else "fp32",
+        world_size=world_size,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        best_metric=(metric, float(best[metric])) if best else None,
+        val_metrics=_metrics_by_dim(best, dims, model_dim, similarity) if best else {},
+        loss_config=inner_loss_config(loss),
+        discarded_checkpoints=discarded,
+        is_main_process=state.is_main_process,
+    )
+    if state.is_main_process:
+        save_model(trainer.model, run.model_dir, result)
+        write_jsonl(run.root / "train_log.jsonl", history)
+        if not settings.keep_checkpoints:
+            shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
+        if settings.push_to_hub:
+            _push_to_hub(trainer.model, settings.hub_model_id)
+    state.wait_for_everyone()
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+def save_model(model, target: Path, result: TrainResult) -> None:
+    """Write the model with its card to ``target`` atomically: a temp folder renamed into place.
+
+    A reader sees the old model or the new one, never half of one; the old one is
+    removed only after the new one is in place.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        model.save_pretrained(str(staging))
+        append_card_section(staging / "README.md", card_section(result.card_info()))
+        write_json(staging / "domainfit_training.json", result.card_info())
+        previous = None
+        if target.exists():
+            previous = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, previous)
+        os.replace(staging, target)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _describe_base_model(model, name: str) -> None:
+    """Offline, sentence-transformers cannot look the base model up; tell its card the hub id we know."""
+    hub_id = ALIASES.get(name.lower()) or (name if re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not Path(name).exists() else None)
+    card_data = getattr(model, "model_card_data", None)
+    if hub_id and card_data is not None and not getattr(card_data, "base_model", None):
+        card_data.base_model = hub_id
+
+
+def _global_step(checkpoint: Path) -> int:
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _best_evaluation(history: list[dict[str, Any]], metric: str | None) -> dict[str, Any] | None:
+    """The validation log entry the trainer kept: the first with the highest ``metric``."""
+    if metric is None:
+        return None
+    evaluations = [entry for entry in history if isinstance(entry.get(metric), (int, float))]
+    if not evaluations:
+        return None
+    best = evaluations[0]
+    for entry in evaluations[1:]:
+        if entry[metric] > best[metric]:
+            best = entry
+    return best
+
+
+def _metrics_by_dim(
+    entry: dict[str, Any], dims: Sequence[int], model_dim: int, similarity: str
+) -> dict[int, dict[str, float]]:
+    """``{384: {'ndcg@10': .., ...}, ...}`` from one validation log entry."""
+    table: dict[int, dict[str, float]] = {}
+    for name, dim in evaluator_names(dims, model_dim):
+        prefix = f"eval_{name}_{similarity}_"
+        values = {metric: float(entry[prefix + metric]) for metric in CARD_METRICS if prefix + metric in entry}
+        if values and all(math.isfinite(value) for value in values.values()):
+            table[dim] = values
+    return table
+
+
+def _push_to_hub(model, repo_id: str | None) -> None:
+    """Push the final model (needs network and a token; not exercised offline)."""
+    try:
+        model.push_to_hub(repo_id)
+    except Exception as error:  # the hub client raises many types; the user needs one line
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TrainingError(f"push to the hub as {repo_id} failed: {first_line}") from None
