@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 .PHONY: demo test test-fast bench install dev browser clean
 
 demo: $(STAMP)
-	$(VENV)/bin/domainfit run data/sample --out runs/demo
+	$(VENV)/bin/domainfit run data/sample --out runs/demo --config configs/demo.toml
 
 test: $(DEV_STAMP) browser
 	$(PY) -m pytest -m "slow or not slow" --durations=15 $(PYTEST_ARGS)

@@ -144,8 +144,11 @@ def mine(
     base_model: Optional[str] = BaseModelOption,
     strategy: Optional[str] = typer.Option(None, help="hard, semi-hard or random."),
     num_negatives: Optional[int] = typer.Option(None, help="Negatives per pair."),
+    range_min: Optional[int] = typer.Option(None, help="Skip this many top candidates (hard, random)."),
     range_max: Optional[int] = typer.Option(None, help="Candidates retrieved per query."),
     relative_margin: Optional[float] = typer.Option(None, help="Keep negatives below pos*(1-m)."),
+    output_format: Optional[str] = typer.Option(None, help="n-tuple (one row per pair) or triplet (one per negative)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Index chunks in LanceDB and mine hard negatives for the training pairs."""
     from .mining import run_mining
@@ -156,11 +159,13 @@ def mine(
             "base_model": base_model,
             "mining.strategy": strategy,
             "mining.num_negatives": num_negatives,
+            "mining.range_min": range_min,
             "mining.range_max": range_max,
             "mining.relative_margin": relative_margin,
+            "mining.output_format": output_format,
         },
     )
-    result = run_mining(_run_dir(run, out), cfg)
+    result = run_mining(_run_dir(run, out), cfg, progress=progress)
     console.print(result.summary())
 
 
@@ -172,12 +177,20 @@ def train(
     base_model: Optional[str] = BaseModelOption,
     loss: Optional[str] = typer.Option(None, help="cached-mnrl, mnrl or triplet."),
     epochs: Optional[float] = typer.Option(None, help="Training epochs."),
-    max_steps: Optional[int] = typer.Option(None, help="Stop after N steps."),
-    batch_size: Optional[int] = typer.Option(None, help="Pairs per batch."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Pairs per batch per device (MNRL's in-batch negatives)."),
+    mini_batch_size: Optional[int] = typer.Option(None, help="cached-mnrl: texts per forward pass."),
     learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    negatives_per_pair: Optional[int] = typer.Option(None, help="Mined negatives used per pair (0 = none)."),
+    max_seq_length: Optional[int] = typer.Option(None, help="Token cap per text."),
     dims: Optional[str] = typer.Option(None, help="Matryoshka dims, e.g. 384,256,128,64 ('' = off)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Fine-tune the base model on the training split."""
+    """Fine-tune the base model on the training split; re-run to resume from the last checkpoint.
+
+    Multi-GPU: the same command under `torchrun --nproc_per_node=N -m domainfit.cli train RUN`
+    or `accelerate launch -m domainfit.cli train RUN`.
+    """
     from .train import run_training
 
     cfg = _config(
@@ -188,12 +201,16 @@ def train(
             "train.epochs": epochs,
             "train.max_steps": max_steps,
             "train.batch_size": batch_size,
+            "train.mini_batch_size": mini_batch_size,
             "train.learning_rate": learning_rate,
+            "train.negatives_per_pair": negatives_per_pair,
+            "train.max_seq_length": max_seq_length,
             "train.matryoshka_dims": _split_dims(dims),
         },
     )
-    result = run_training(_run_dir(run, out), cfg)
-    console.print(result.summary())
+    result = run_training(_run_dir(run, out), cfg, progress=progress)
+    if result.is_main_process:
+        console.print(result.summary(), highlight=False, markup=False)
 
 
 @app.command("eval")

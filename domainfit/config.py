@@ -77,6 +77,10 @@ class LLMConfig(_Section):
     tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit")
     timeout_s: float = Field(60.0, gt=0, description="per-request timeout in seconds")
     max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts/dropped connections")
+    retry_initial_delay_s: float = Field(
+        0.5, ge=0, description="first backoff before a retry; doubles each time, with full jitter"
+    )
+    retry_max_delay_s: float = Field(30.0, ge=0, description="longest wait between retries (Retry-After too)")
     max_reasks: int = Field(1, ge=0, description="re-asks when an answer fails validation")
     price_per_1k_input: float | None = Field(None, ge=0, description="USD per 1k prompt tokens")
     price_per_1k_output: float | None = Field(None, ge=0, description="USD per 1k completion tokens")
@@ -85,6 +89,9 @@ class LLMConfig(_Section):
     )
     local_context: int = Field(2048, ge=256, description="context window of the local server")
     local_threads: int | None = Field(None, ge=1, description="CPU threads for the local server")
+    local_startup_timeout_s: float = Field(
+        180.0, gt=0, description="how long to wait for the local server to answer"
+    )
 
     @property
     def is_local(self) -> bool:
@@ -167,17 +174,25 @@ class MiningConfig(_Section):
     semi_hard_margin: float = Field(0.1, gt=0, description="semi-hard: pos - margin < neg < pos")
     max_score: float | None = Field(None, description="drop candidates scoring above this")
     min_score: float | None = Field(None, description="drop candidates scoring below this")
-    near_duplicate_cosine: float = Field(
-        0.98, gt=0, le=1, description="drop candidates this similar to the positive chunk"
+    near_duplicate_cosine: float | None = Field(
+        0.98, gt=0, le=1, description="drop candidates this similar to the positive chunk (unset = off)"
     )
     output_format: Literal["n-tuple", "triplet"] = Field(
         "n-tuple", description="one row with n negatives, or one row per negative"
     )
     batch_size: int = Field(64, ge=1, description="encoding batch size")
+    query_batch_size: int = Field(64, ge=1, description="query vectors sent to LanceDB per search call")
     ann_min_rows: int = Field(100_000, ge=1, description="tables at least this large get an ANN index")
-    ann_index: Literal["IVF_PQ", "IVF_HNSW_SQ"] = Field("IVF_HNSW_SQ", description="ANN index type")
+    ann_index: Literal["IVF_PQ", "IVF_HNSW_SQ"] = Field(
+        "IVF_PQ", description="ANN index type (IVF_PQ builds far faster on CPU)"
+    )
+    ann_partition_rows: int = Field(8192, ge=16, description="rows per IVF partition of the ANN index")
     refine_factor: int = Field(10, ge=1, description="ANN candidates re-ranked exactly, as a multiple")
-    nprobes: int = Field(20, ge=1, description="ANN partitions searched per query")
+    nprobes: int = Field(20, ge=1, description="ANN partitions searched per query (raised to reach the recall)")
+    ann_target_recall: float = Field(
+        0.99, gt=0, le=1, description="ANN must find this share of exact search's candidates"
+    )
+    ann_recall_queries: int = Field(64, ge=1, description="queries searched exactly to measure ANN recall")
     seed: int = Field(42, description="seed of the random strategy")
 
 
@@ -185,24 +200,32 @@ class MiningConfig(_Section):
 
 
 class TrainConfig(_Section):
-    """Fine-tuning with sentence-transformers' trainer."""
+    """Fine-tuning with sentence-transformers' trainer (see docs/train.md for each key).
+
+    The defaults are the recipe measured in benchmarks/bench_train.py: cached MNRL over
+    large batches with one mined hard negative per pair, inside MatryoshkaLoss.
+    """
 
     loss: Literal["cached-mnrl", "mnrl", "triplet"] = Field("cached-mnrl", description="training loss")
     matryoshka_dims: list[int] | None = Field(
-        None, description="dims for MatryoshkaLoss; unset = model dim and halvings to 64; [] = off"
+        None, description="dims for MatryoshkaLoss; unset = model dim, then powers of two down to 64; [] = off"
     )
-    use_negatives: bool = Field(True, description="feed mined negatives to MNRL as extra columns")
+    use_negatives: bool = Field(True, description="feed mined negatives (triplets.parquet) to the loss")
     negatives_per_pair: int | None = Field(
-        1, ge=0, description="mined negatives used per pair by MNRL (None = all mined)"
+        1, ge=0, description="mined negatives per pair for MNRL columns / triplet rows (None = all mined)"
     )
-    epochs: float = Field(3.0, gt=0, description="training epochs")
-    max_steps: int = Field(-1, description="stop after this many steps (-1 = use epochs)")
-    batch_size: int = Field(64, ge=2, description="pairs per batch (= in-batch negatives for MNRL)")
-    mini_batch_size: int = Field(16, ge=1, description="cached-mnrl: chunk size of the gradient cache")
+    epochs: float = Field(4.0, gt=0, description="training epochs (the best epoch on validation is kept)")
+    max_steps: int = Field(-1, ge=-1, description="stop after this many optimizer steps (-1 = use epochs)")
+    batch_size: int | None = Field(
+        None, ge=2, description="pairs per batch per device (= MNRL's in-batch negatives); unset = auto"
+    )
+    mini_batch_size: int | None = Field(
+        None, ge=1, description="cached-mnrl: texts per forward pass of the gradient cache; unset = min(32, batch)"
+    )
     gradient_accumulation_steps: int = Field(
-        1, ge=1, description="accumulate gradients; does NOT enlarge MNRL's negatives"
+        1, ge=1, description="accumulate gradients; does NOT enlarge MNRL's negatives (cached-mnrl does)"
     )
-    learning_rate: float = Field(5e-5, gt=0, description="peak learning rate")
+    learning_rate: float = Field(1e-4, gt=0, description="peak learning rate")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up")
     lr_scheduler: Literal["cosine", "linear", "constant_with_warmup"] = Field(
         "cosine", description="learning-rate schedule"
@@ -214,20 +237,33 @@ class TrainConfig(_Section):
     triplet_distance: Literal["cosine", "euclidean", "manhattan"] = Field(
         "cosine", description="TripletLoss distance"
     )
-    eval_strategy: Literal["steps", "epoch", "no"] = Field("epoch", description="when to validate")
+    eval_strategy: Literal["steps", "epoch", "no"] = Field(
+        "epoch", description="when to validate on the val split (and keep the best checkpoint)"
+    )
     eval_steps: int | None = Field(None, ge=1, description="validate every N steps (strategy 'steps')")
-    save_total_limit: int = Field(2, ge=1, description="checkpoints kept")
+    save_steps: int | None = Field(
+        None, ge=1, description="checkpoint every N steps; unset = at every validation (or epoch)"
+    )
+    save_total_limit: int = Field(2, ge=1, description="checkpoints kept in RUN/checkpoints")
+    keep_checkpoints: bool = Field(False, description="keep RUN/checkpoints after the model is written")
     metric_for_best_model: str | None = Field(
-        None, description="validation metric to select the best checkpoint; unset = NDCG@10 at a mid dim"
+        None, description="validation metric for the best checkpoint, e.g. dim_128_cosine_ndcg@10; unset = NDCG@10 at a mid dim"
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto = bf16 (+tf32) where CUDA supports it, else fp32"
+        "auto", description="auto = bf16 + tf32 + fused AdamW on a bf16 GPU, fp16 on an older GPU, fp32 on CPU"
     )
-    gather_across_devices: bool = Field(True, description="MNRL: share negatives across GPUs")
+    gather_across_devices: bool = Field(True, description="MNRL: share in-batch negatives across GPUs")
     seed: int = Field(42, description="training seed")
     push_to_hub: bool = Field(False, description="push the model to the Hugging Face hub (needs network)")
     hub_model_id: str | None = Field(None, description="repo id for push_to_hub")
     logging_steps: int = Field(10, ge=1, description="log the loss every N steps")
+
+    @field_validator("matryoshka_dims")
+    @classmethod
+    def _positive_dims(cls, dims: list[int] | None) -> list[int] | None:
+        if dims is not None and any(dim < 1 for dim in dims):
+            raise ValueError("dims must be positive integers")
+        return dims
 
 
 # --------------------------------------------------------------------------- eval
@@ -236,15 +272,38 @@ class TrainConfig(_Section):
 class EvalConfig(_Section):
     """Held-out retrieval metrics at every Matryoshka dim."""
 
-    dims: list[int] | None = Field(None, description="dims to report; unset = the training dims")
-    ndcg_at_k: list[int] = Field([10], description="NDCG cut-offs")
-    mrr_at_k: list[int] = Field([10], description="MRR cut-offs")
-    map_at_k: list[int] = Field([100], description="MAP cut-offs")
-    accuracy_at_k: list[int] = Field([1, 3, 5, 10], description="accuracy cut-offs")
-    precision_recall_at_k: list[int] = Field([1, 3, 5, 10], description="precision/recall cut-offs")
+    dims: list[int] | None = Field(
+        None, description="dims to report; unset = train.matryoshka_dims, else the model dim and halvings to 64"
+    )
+    ndcg_at_k: list[int] = Field([10], min_length=1, description="NDCG cut-offs")
+    mrr_at_k: list[int] = Field([10], min_length=1, description="MRR cut-offs")
+    map_at_k: list[int] = Field([100], min_length=1, description="MAP cut-offs")
+    accuracy_at_k: list[int] = Field([1, 3, 5, 10], min_length=1, description="accuracy cut-offs")
+    precision_recall_at_k: list[int] = Field([1, 3, 5, 10], min_length=1, description="precision/recall cut-offs")
     bm25: bool = Field(True, description="include a BM25 baseline")
-    batch_size: int = Field(64, ge=1, description="encoding batch size")
+    batch_size: int = Field(32, ge=1, description="encoding batch size (32 = sentence-transformers' evaluator)")
+    score_block_mb: float = Field(
+        256.0, gt=0, description="memory for one block of query x corpus scores; queries are ranked block by block"
+    )
     main_metric: str = Field("ndcg@10", description="metric in the summary table and plots")
+
+    @field_validator("dims", "ndcg_at_k", "mrr_at_k", "map_at_k", "accuracy_at_k", "precision_recall_at_k")
+    @classmethod
+    def _positive(cls, values: list[int] | None) -> list[int] | None:
+        if values is not None and any(value < 1 for value in values):
+            raise ValueError("values must be positive integers")
+        return values
+
+    @model_validator(mode="after")
+    def _main_metric_is_computed(self) -> "EvalConfig":
+        computed = {f"{name}@{k}" for name, ks in (
+            ("ndcg", self.ndcg_at_k), ("mrr", self.mrr_at_k), ("map", self.map_at_k),
+            ("accuracy", self.accuracy_at_k), ("precision", self.precision_recall_at_k),
+            ("recall", self.precision_recall_at_k),
+        ) for k in ks}
+        if self.main_metric not in computed:
+            raise ValueError(f"main_metric {self.main_metric!r} is not computed; one of {', '.join(sorted(computed))}")
+        return self
 
 
 class ReviewConfig(_Section):
@@ -419,3 +478,27 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     raise TypeError(f"cannot render {type(value).__name__} as TOML")
+
+
+def config_reference() -> str:
+    """Every config key with its type, default and description, as a Markdown table.
+
+    The README's configuration table is this function's output (a test keeps them equal).
+    """
+    rows = ["| key | default | description |", "| --- | --- | --- |"]
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            if isinstance(default, Enum):
+                default = default.value
+            shown = "unset" if default is None else _toml_value(default)
+            description = (field.description or "").replace("|", "\\|")
+            rows.append(f"| `{prefix}{name}` | `{shown}` | {description} |")
+
+    walk(RunConfig, "")
+    return "\n".join(rows)

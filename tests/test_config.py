@@ -94,3 +94,12 @@ def test_section_hash_changes_only_with_its_section():
 def test_public_dict_never_holds_the_secret():
     config = load_config(environ={"OPENAI_API_KEY": "sk-abcdefghijklmnop"})
     assert "abcdefghijklmnop" not in str(config.public_dict())
+
+
+def test_readme_documents_every_key_with_its_default():
+    from pathlib import Path
+
+    from domainfit.config import config_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert config_reference() in readme, "README's config table is stale: paste domainfit.config.config_reference()"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import RunDir, stage_run, write_chunks
+from ..artifacts import Chunk, RunDir, stage_run, write_chunks
 from ..config import RunConfig
 from .chunking import chunk_documents, is_llm_eligible, load_tokenizer
 from .documents import Document, LoadResult, SkippedFile, load_documents
@@ -173,6 +173,28 @@ def _encoder(config: RunConfig, progress: bool):
     return encode
 
 
+def spread_across_documents(chunks: list[Chunk], limit: int) -> list[Chunk]:
+    """Up to ``limit`` chunks taken round-robin over documents, in document order.
+
+    ``synth.max_chunks`` uses this so a short trial still covers every document,
+    which a split by document needs.
+
+    Example::
+
+        spread_across_documents(chunks, 3)   # first chunk of documents A, B, C
+    """
+    by_document: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        by_document.setdefault(chunk.doc_id, []).append(chunk)
+    queues = list(by_document.values())
+    picked: list[Chunk] = []
+    depth = 0
+    while len(picked) < limit and any(depth < len(queue) for queue in queues):
+        picked += [queue[depth] for queue in queues if depth < len(queue)][: limit - len(picked)]
+        depth += 1
+    return picked
+
+
 def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: bool = True) -> SynthResult:
     """Turn a document folder into ``chunks.parquet``, ``pairs.jsonl`` and ``rejected.jsonl``.
 
@@ -199,7 +221,7 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
         write_chunks(run.chunks, chunks)
         eligible = [chunk for chunk in chunks if is_llm_eligible(chunk, config.synth)]
         if config.synth.max_chunks is not None:
-            eligible = eligible[: config.synth.max_chunks]
+            eligible = spread_across_documents(eligible, config.synth.max_chunks)
         result.chunks, result.eligible = len(chunks), len(eligible)
 
         store = SynthStore(run)
