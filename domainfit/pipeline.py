@@ -291,4 +291,5 @@ def _do_train(run: RunDir, config: RunConfig, progress: bool) -> str:
 def _do_eval(run: RunDir, config: RunConfig, *, include_finetuned: bool) -> str:
     from .evaluate import run_evaluation
 
-    return run_evaluation(run, config, include_finetuned=include_finetuned).summary()
+    stage = "eval" if include_finetuned else "baseline"
+    return run_evaluation(run, config, include_finetuned=include_finetuned, stage=stage).summary()

@@ -17,9 +17,12 @@ from typing import Any
 from .artifacts import RunDir, read_json, read_manifest, write_text
 from .config import RunConfig
 
+MIN_MEANINGFUL_QUERIES = 30
+
 STAGE_TITLES = {
     "synth": "Documents, chunks and generated pairs",
     "mine": "Hard-negative mining",
+    "baseline": "Baseline evaluation (before training)",
     "train": "Training",
     "eval": "Evaluation",
 }
@@ -42,6 +45,9 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
         table or "_No evaluation results yet._",
         "",
     ]
+    caveat = _test_size_caveat(manifest) if table else ""
+    if caveat:
+        lines += [caveat, ""]
     for plot in ("ndcg_by_dim.png", "delta_by_dim.png"):
         if (run.eval_dir / plot).exists():
             lines += [f"![{plot}](eval/{plot})", ""]
@@ -76,7 +82,21 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
         "",
     ]
     path = write_text(run.report, "\n".join(lines))
-    return path, table
+    return path, "\n\n".join(part for part in (table, caveat) if part)
+
+
+def _test_size_caveat(manifest: dict[str, Any]) -> str:
+    """How many held-out queries the table rests on, and a warning when that is too few."""
+    split = manifest.get("split") or {}
+    if split.get("test") is None:
+        return ""
+    caveat = f"{split['test']} held-out queries, split by {split.get('by', '?')}."
+    if split["test"] < MIN_MEANINGFUL_QUERIES:
+        caveat += (
+            f" **Fewer than {MIN_MEANINGFUL_QUERIES} test queries: these numbers are noise, not evidence.**"
+            " Generate more pairs (more chunks, a stronger LLM) before drawing conclusions."
+        )
+    return caveat
 
 
 def _results_table(run: RunDir) -> str:
@@ -94,6 +114,8 @@ def _results_table(run: RunDir) -> str:
 def _bullets(data: dict[str, Any], indent: str = "") -> str:
     lines = []
     for key, value in data.items():
+        if value in ({}, [], None, ""):
+            continue
         if isinstance(value, dict):
             lines.append(f"{indent}- {key}:")
             lines.append(_bullets(value, indent + "  "))
