@@ -98,6 +98,9 @@ def test_run_end_to_end_then_a_train_change_reruns_train_and_eval_only(tmp_path)
         config.train.learning_rate = 3e-5  # any value but the default (1e-4)
         changed = run_pipeline(docs, run, config, log=lambda _: None)
         assert changed.ran() == ["train", "eval"]
+
+        forced = run_pipeline(docs, run, config, from_stage="eval", log=lambda _: None)
+        assert forced.ran() == ["eval"]
         manifest = read_manifest(run)
         assert manifest["pipeline"]["train"]["status"] == "done"
         for path in (run.manifest, run.report, run.eval_dir / "report.md"):
