@@ -126,7 +126,7 @@ def model_fingerprint(path: str | Path) -> str:
         return hashlib.sha256(str(path).encode()).hexdigest()[:16]
     digest = hashlib.sha256()
     for file in sorted(root.rglob("*")):
-        if file.is_file() and file.suffix in (".json", ".safetensors", ".bin", ".txt"):
+        if file.is_file() and file.suffix in (".json", ".txt", ".safetensors", ".bin", ".pt", ".onnx", ".xml"):
             digest.update(str(file.relative_to(root)).encode())
             with file.open("rb") as handle:
                 for block in iter(lambda: handle.read(1 << 22), b""):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ..artifacts import content_hash
 from ..config import RunConfig
 from ..errors import EvaluationError, ModelNotFoundError
 from . import report
@@ -126,20 +125,14 @@ def _load_cached(location: str, fingerprint: str, allow_downloads: bool):
 
 
 def weights_fingerprint(location: str | Path) -> str:
-    """What identifies a model's weights: its configs plus the size and mtime of each weight file.
+    """What identifies a model's weights: ``models.model_fingerprint``, which hashes their bytes.
 
-    ``models.model_fingerprint`` alone hashes weight-file sizes, which a fine-tuned copy
-    of the same architecture shares with its base; results must never be reused across those.
+    A fine-tuned copy shares its base's file sizes, so only the contents tell them apart;
+    results must never be reused across those.
     """
     from ..models import model_fingerprint
 
-    root = Path(location)
-    stamps = [
-        f"{path.relative_to(root)}:{path.stat().st_size}:{path.stat().st_mtime_ns}"
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and path.suffix in (".safetensors", ".bin", ".pt", ".onnx", ".xml")
-    ] if root.is_dir() else []
-    return content_hash(model_fingerprint(location), *stamps)
+    return model_fingerprint(location)
 
 
 def model_weights_fingerprint(spec: ModelSpec, allow_downloads: bool = False) -> str:
