@@ -257,6 +257,9 @@ class TrainConfig(_Section):
     push_to_hub: bool = Field(False, description="push the model to the Hugging Face hub (needs network)")
     hub_model_id: str | None = Field(None, description="repo id for push_to_hub")
     logging_steps: int = Field(10, ge=1, description="log the loss every N steps")
+    report_to: Literal["none", "tensorboard", "mlflow", "wandb", "trackio"] = Field(
+        "none", description="experiment tracker for the training curves (and eval/rerank metrics: tensorboard, in RUN/tracking)"
+    )
 
     @field_validator("matryoshka_dims")
     @classmethod

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from ..artifacts import RunDir, read_chunks, read_json, stage_run
 from ..config import RunConfig
 from ..errors import ArtifactError, EvaluationError
+from ..tracking import flat_metrics, log_final_metrics
 from . import report
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
@@ -99,6 +100,8 @@ def _finish(target: RunDir, task: RetrievalTask, specs: list[ModelSpec], config:
         record.input_hash = metrics[report.META]["queries_hash"]
         record.counts.update(result.counts())
         record.details.update({"labels": result.labels(), "main_table": result.markdown()})
+    scores = {label: metrics[label] for label in result.labels()}
+    log_final_metrics(target, config.train.report_to, flat_metrics(scores, stage))
     return result
 
 

@@ -58,10 +58,12 @@ def run_training(run: RunDir, config: RunConfig, *, progress: bool = True) -> Tr
     """
     from ..evaluate.splits import ensure_splits
     from ..models import enforce_offline
+    from ..tracking import check_tracker
     from .inputs import load_training_inputs
     from .trainer import distributed_state, fit
 
     enforce_offline(config.allow_downloads)
+    check_tracker(config.train.report_to)
     state = distributed_state()
     if state.is_main_process:
         recording = stage_run(run, "train", config_hash=config.section_hash("train"))

@@ -32,6 +32,7 @@ from ..artifacts import RunDir, write_json, write_jsonl
 from ..config import RunConfig
 from ..errors import TrainingError
 from ..models import ALIASES, load_model
+from ..tracking import trainer_reporting
 from .args import (
     evaluator_names,
     resolve_batch_sizes,
@@ -49,7 +50,9 @@ from .losses import build_loss, inner_loss_config, loss_description, resolve_mat
 from .result import TrainResult
 
 #: train.* keys that do not change the trained weights: changing them keeps checkpoints.
-_NOT_IN_FINGERPRINT = ("keep_checkpoints", "push_to_hub", "hub_model_id", "logging_steps", "save_total_limit")
+_NOT_IN_FINGERPRINT = (
+    "keep_checkpoints", "push_to_hub", "hub_model_id", "logging_steps", "save_total_limit", "report_to"
+)
 CARD_METRICS = ("ndcg@10", "mrr@10", "accuracy@1", "recall@10")
 
 
@@ -144,6 +147,8 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         cuda_available=cuda,
         progress=progress,
     )
+    arguments["report_to"], callbacks = trainer_reporting(settings.report_to, run)
+    arguments["run_name"] = run.root.name
     discarded: list[str] = []
     if state.is_main_process:
         discarded = prepare_checkpoints(run.checkpoints_dir, training_fingerprint(config, inputs))
@@ -157,6 +162,7 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         train_dataset=to_datasets(inputs.train),
         loss=loss,
         evaluator=evaluator,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
