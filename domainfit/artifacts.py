@@ -242,11 +242,15 @@ def iter_jsonl(path: str | Path) -> Iterator[Row]:
     """Yield the rows of a JSONL file; a torn or corrupt line raises ArtifactError."""
     path = Path(path)
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("rb")
     except FileNotFoundError:
         raise ArtifactError(f"missing artifact: {path}") from None
     with handle:
-        for number, line in enumerate(handle, start=1):
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ArtifactError(f"{path} line {number} is not UTF-8 text; save the file as UTF-8") from None
             if not line.strip():
                 continue
             if not line.endswith("\n"):

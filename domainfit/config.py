@@ -93,6 +93,11 @@ class LLMConfig(_Section):
         180.0, gt=0, description="how long to wait for the local server to answer"
     )
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
     @property
     def is_local(self) -> bool:
         return self.base_url is None
@@ -106,6 +111,9 @@ class SynthConfig(_Section):
         description="file types loaded from the document folder",
     )
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are skipped")
+    max_expanded_mb: float = Field(
+        64.0, gt=0, description="docx/pdf files whose contents expand beyond this are skipped"
+    )
     chunk_max_tokens: int = Field(200, ge=16, description="chunk size in base-model tokens")
     chunk_overlap_tokens: int = Field(30, ge=0, description="tokens shared by adjacent chunks")
     min_chunk_tokens: int = Field(24, ge=1, description="smaller chunks are not sent to the LLM")
@@ -356,10 +364,30 @@ class RunConfig(_Section):
 
 
 def mask_secret(secret: str) -> str:
-    """``sk-abcdef123456`` -> ``sk-a…3456``; short secrets become ``***``."""
-    if len(secret) <= 8:
+    """``sk-abcdef123456`` -> ``…3456``: at most the last 4 characters; short secrets become ``***``."""
+    if len(secret) < 12:
         return "***"
-    return f"{secret[:4]}…{secret[-4:]}"
+    return f"…{secret[-4:]}"
+
+
+def check_http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host; ValueError (a one-line reason) if not.
+
+    Example::
+
+        check_http_url("http://localhost:8000/v1")   # returned as is
+        check_http_url("not a url")                  # ValueError
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise ValueError(f"not a valid URL ({error})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://localhost:8000/v1")
+    return value.strip()
 
 
 ENV_OVERRIDES: dict[str, str] = {
@@ -402,6 +430,12 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a .toml file") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
 

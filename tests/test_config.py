@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domainfit.config import RunConfig, dump_toml, load_config, read_toml
+from domainfit.config import RunConfig, dump_toml, load_config, mask_secret, read_toml
 from domainfit.errors import ConfigError
 
 
@@ -77,9 +77,29 @@ def test_invalid_toml_names_the_file(tmp_path):
 def test_dump_masks_the_key_and_round_trips(tmp_path):
     config = load_config(environ={"OPENAI_API_KEY": "sk-verysecretvalue-9876"})
     text = dump_toml(config)
-    assert "verysecret" not in text and "sk-v…9876" in text
-    reloaded = load_config(write(tmp_path, text.replace('api_key = "sk-v…9876"\n', "")), environ={})
+    assert "verysecret" not in text and 'api_key = "…9876"' in text
+    reloaded = load_config(write(tmp_path, text.replace('api_key = "…9876"\n', "")), environ={})
     assert reloaded.model_dump(exclude={"llm": {"api_key"}}) == config.model_dump(exclude={"llm": {"api_key"}})
+
+
+def test_a_masked_key_shows_at_most_its_last_four_characters():
+    assert mask_secret("sk-proj-abcdefgh-123") == "…-123"
+    assert mask_secret("short-key") == "***"
+
+
+def test_a_config_path_that_is_a_folder_or_not_utf8_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path, environ={})
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('base_model = "modèle"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(latin1, environ={})
+
+
+@pytest.mark.parametrize("url", ["not a url", "http://[::1", "ftp://example.com/v1", "http://:80/v1", "localhost:8000"])
+def test_an_llm_base_url_that_is_not_an_http_url_is_refused(url):
+    with pytest.raises(ConfigError, match="llm.base_url"):
+        load_config(overrides={"llm.base_url": url}, environ={})
 
 
 def test_section_hash_changes_only_with_its_section():

@@ -267,3 +267,62 @@ def test_html_charset_declared_in_a_meta_tag_is_honoured(tmp_path):
 def test_a_single_file_can_be_given_instead_of_a_folder():
     result = load_documents(GOOD / "checklist.md", SynthConfig())
     assert [d.source for d in result.documents] == ["checklist.md"]
+
+
+def _docx_with_document_xml(path: Path, write_document_xml) -> Path:
+    """A real python-docx file whose ``word/document.xml`` is replaced by what the callback writes."""
+    import zipfile
+
+    import docx
+
+    template = path.with_suffix(".template.docx")
+    docx.Document().save(template)
+    with zipfile.ZipFile(template) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for member in source.infolist():
+            if member.filename == "word/document.xml":
+                with target.open("word/document.xml", "w") as handle:
+                    write_document_xml(handle, source.read(member))
+            else:
+                target.writestr(member, source.read(member))
+    template.unlink()
+    return path
+
+
+def test_a_docx_whose_xml_is_cut_in_half_is_skipped_and_the_run_goes_on(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("A short note about turbines.\n", encoding="utf-8")
+    _docx_with_document_xml(docs / "cut.docx", lambda handle, xml: handle.write(xml[: len(xml) // 2]))
+    result = load_documents(docs, SynthConfig())
+    assert [d.source for d in result.documents] == ["good.txt"]
+    assert result.skip_reasons()["cut.docx"].startswith("corrupt DOCX: broken XML: ")
+
+
+def _paragraphs(total_bytes: int):
+    def write(handle, xml: bytes) -> None:
+        head, tail = xml.split(b"<w:body>")
+        handle.write(head + b"<w:body>")
+        paragraph = b"<w:p><w:r><w:t>" + b"Turbine inspection notes repeat. " * 30 + b"</w:t></w:r></w:p>"
+        for _ in range(total_bytes // len(paragraph)):
+            handle.write(paragraph)
+        handle.write(tail)
+
+    return write
+
+
+def test_a_small_docx_that_expands_to_200_mb_is_skipped_before_it_is_parsed(tmp_path):
+    import time
+
+    bomb = _docx_with_document_xml(tmp_path / "bomb.docx", _paragraphs(200 * 1024 * 1024))
+    assert bomb.stat().st_size < 2 * 1024 * 1024
+    started = time.perf_counter()
+    with pytest.raises(DocumentSkipped, match=r"the archive expands to 200\.\d MB, over the cap of 64\.0 MB"):
+        load_document(bomb, tmp_path, SynthConfig())
+    assert time.perf_counter() - started < 5
+
+
+def test_the_expanded_cap_also_bounds_pdf_text(tmp_path):
+    pdf = SAMPLE / "annual-report-2023-excerpt.pdf"
+    assert load_document(pdf, SAMPLE, SynthConfig()).text
+    with pytest.raises(DocumentSkipped, match=r"its text expands to .* MB, over the cap of 0.001 MB"):
+        load_document(pdf, SAMPLE, SynthConfig(max_expanded_mb=0.001))

@@ -14,7 +14,7 @@ import pytest
 from conftest import financial_rows, run_from_rows
 from domainfit.artifacts import ReviewDecision, RunDir, read_chunks, read_jsonl, read_manifest, write_chunks
 from domainfit.config import RunConfig
-from domainfit.errors import EvaluationError, ModelNotFoundError
+from domainfit.errors import ArtifactError, EvaluationError, ModelNotFoundError
 from domainfit.evaluate import markdown_table, parse_model, run_evaluation
 from domainfit.evaluate.beir import document_text, load_beir
 from domainfit.evaluate.splits import ensure_splits, read_splits
@@ -198,3 +198,23 @@ def test_missing_beir_file_is_named(tmp_path):
     (tmp_path / "beir").mkdir()
     with pytest.raises(EvaluationError, match="corpus.jsonl is missing"):
         load_beir(tmp_path / "beir")
+
+
+@pytest.mark.parametrize(
+    "queries, message",
+    [
+        ([{"_id": "a", "text": "q"}, {"_id": "b", "text": "  "}], r"queries.jsonl row 2 \(_id b\): the query text is empty"),
+        ([{"_id": None, "text": "q"}], r"queries.jsonl row 1: '_id' is empty"),
+    ],
+)
+def test_beir_queries_without_text_or_id_name_their_row(tmp_path, queries, message):
+    folder = write_beir(tmp_path / "beir", [{"_id": "1", "title": "", "text": "t"}], queries, [("a", "1", 1)])
+    with pytest.raises(ArtifactError, match=message):
+        load_beir(folder)
+
+
+def test_a_latin1_qrels_file_names_its_line(tmp_path):
+    folder = write_beir(tmp_path / "beir", [{"_id": "1", "title": "", "text": "t"}], [{"_id": "a", "text": "q"}], [])
+    (folder / "qrels" / "test.tsv").write_bytes("query-id\tcorpus-id\tscore\na\t1\t1\n# café\t1\t1\n".encode("latin-1"))
+    with pytest.raises(ArtifactError, match=r"test.tsv line 3 is not UTF-8"):
+        load_beir(folder)

@@ -396,6 +396,42 @@ def test_bad_requests_get_a_one_line_4xx_and_change_nothing(fixture_run):
     assert after == before and not fixture_run.run.review.exists()
 
 
+def test_a_huge_chunked_post_is_refused_while_it_streams(fixture_run):
+    """300 MB offered in 64 KB chunks, with the token: the server answers 413 long before the end."""
+    import socket
+
+    chunk = b"x" * 65_536
+    offered = 300 * 1024 * 1024
+    with served(fixture_run.run) as (server, _):
+        host, port = server.host, server.port
+        with socket.create_connection((host, port), timeout=10) as conn:
+            conn.sendall(
+                f"POST /api/decisions HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"X-Review-Token: {server.token}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+            )
+            sent = 0
+            conn.settimeout(0.5)
+            try:
+                while sent < offered:
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+            except (socket.timeout, BrokenPipeError, ConnectionResetError):
+                pass  # the server stopped reading: it has answered and closed
+            conn.settimeout(10)
+            reply = b""
+            try:
+                while b"\r\n" not in reply:
+                    data = conn.recv(4096)
+                    if not data:
+                        break
+                    reply += data
+            except ConnectionResetError:
+                pass
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert sent < 64 * 1024 * 1024, f"sent {sent / 2**20:.0f} MB before the refusal"
+    assert not fixture_run.run.review.exists()
+
+
 def test_token_is_required_for_every_read_and_write(fixture_run):
     pair_id = fixture_run.pair_ids[0]
     body = {"pair_id": pair_id, "decision": "accept"}

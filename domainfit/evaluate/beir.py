@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -40,8 +41,13 @@ def _jsonl_texts(path: Path, *, with_title: bool) -> dict[str, str]:
     for number, row in enumerate(iter_jsonl(path), start=1):
         if "_id" not in row:
             raise ArtifactError(f"{path} row {number}: no '_id' field")
+        if row["_id"] is None or not str(row["_id"]).strip():
+            raise ArtifactError(f"{path} row {number}: '_id' is empty")
         text = str(row.get("text") or "")
-        texts[str(row["_id"])] = document_text(str(row.get("title") or ""), text) if with_title else text
+        text = document_text(str(row.get("title") or ""), text) if with_title else text
+        if not with_title and not text.strip():  # a corpus may hold empty documents; a query cannot be empty
+            raise ArtifactError(f"{path} row {number} (_id {row['_id']}): the query text is empty")
+        texts[str(row["_id"])] = text
     return texts
 
 
@@ -50,17 +56,21 @@ def read_qrels(path: Path) -> dict[str, dict[str, int]]:
     if not path.exists():
         raise EvaluationError(f"not a BEIR folder: {path} is missing")
     qrels: dict[str, dict[str, int]] = defaultdict(dict)
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if not row or (number == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")):
-                continue
-            if len(row) < 3:
-                raise ArtifactError(f"{path} line {number}: expected query-id, corpus-id, score")
-            try:
-                score = int(float(row[2]))
-            except ValueError:
-                raise ArtifactError(f"{path} line {number}: score {row[2]!r} is not a number") from None
-            qrels[row[0].strip()][row[1].strip()] = score
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise ArtifactError(f"{path} line {line} is not UTF-8 text; save the file as UTF-8") from None
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter="\t"), start=1):
+        if not row or (number == 1 and row[0].strip().lower() in ("query-id", "query_id", "qid")):
+            continue
+        if len(row) < 3:
+            raise ArtifactError(f"{path} line {number}: expected query-id, corpus-id, score")
+        try:
+            score = int(float(row[2]))
+        except ValueError:
+            raise ArtifactError(f"{path} line {number}: score {row[2]!r} is not a number") from None
+        qrels[row[0].strip()][row[1].strip()] = score
     return dict(qrels)
 
 

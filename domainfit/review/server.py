@@ -193,8 +193,8 @@ def make_app(
         )
 
     async def api_decide(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        body = await _bounded_body(request, MAX_BODY_BYTES)
+        if body is None:
             return PlainTextResponse(f"body over {MAX_BODY_BYTES} bytes\n", status_code=413)
         try:
             decision_request = DecisionRequest.model_validate_json(body)
@@ -240,6 +240,23 @@ def make_app(
         ]
     )
     return ReviewGuard(app, token, loopback_only=loopback_only)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes.
+
+    Read while streaming, so a huge chunked upload is refused after ``limit``
+    bytes instead of being held in memory first.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        return None
+    received = bytearray()
+    async for part in request.stream():
+        received += part
+        if len(received) > limit:
+            return None
+    return bytes(received)
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..artifacts import Chunk, RunDir, stage_run, write_chunks
 from ..config import RunConfig
+from ..errors import DocumentError, LLMError
 from .chunking import chunk_documents, is_llm_eligible, load_tokenizer
 from .documents import Document, LoadResult, SkippedFile, load_documents
 from .filters import DuplicateFilter, RoundTripChecker, check_pair
@@ -209,6 +210,8 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
         print(result.summary())
     """
     started = time.perf_counter()
+    if not Path(docs).exists():  # before anything is written: a typo must not leave a run directory behind
+        raise DocumentError(f"document folder not found: {docs}")
     run = RunDir(run.root if isinstance(run, RunDir) else run).ensure()
     result = SynthResult(run=run, token_budget=config.synth.token_budget)
     report = result.generation

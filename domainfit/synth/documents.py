@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import re
 import unicodedata
@@ -173,7 +174,7 @@ def load_document(path: Path, root: Path, config: SynthConfig) -> Document:
     except OSError as error:
         raise DocumentSkipped(f"cannot read file: {error.strerror or error}") from None
     format_name = FORMATS[suffix]
-    text = normalize_document_text(_LOADERS[format_name](data))
+    text = normalize_document_text(_LOADERS[format_name](data, math.ceil(config.max_expanded_mb * MIB)))
     if not text:
         raise DocumentSkipped("no text (whitespace only)" if format_name in ("txt", "md") else "no text")
     return Document(doc_id=content_hash(source), source=source, text=text, format=format_name)
@@ -283,7 +284,7 @@ def normalize_document_text(text: str) -> str:
 # --------------------------------------------------------------------------- loaders
 
 
-def _load_plain(data: bytes) -> str:
+def _load_plain(data: bytes, max_expanded: int) -> str:
     return decode_text(data)
 
 
@@ -303,7 +304,7 @@ _CELL_TAGS = {"td", "th"}
 _HTML_SPACE = re.compile(r"\s+")
 
 
-def _load_html(data: bytes) -> str:
+def _load_html(data: bytes, max_expanded: int) -> str:
     """Visible text of an HTML page, one paragraph per block element, cells joined by ' | '."""
     from bs4 import BeautifulSoup, Comment, Declaration, Doctype, ProcessingInstruction, Tag
 
@@ -356,19 +357,20 @@ def _load_html(data: bytes) -> str:
     return "\n".join(lines)
 
 
-def _load_pdf(data: bytes) -> str:
+def _load_pdf(data: bytes, max_expanded: int) -> str:
     """The text layer of every page, pages separated by a blank line."""
     with _quiet_logger("pypdf"):
-        pages = _pdf_pages(data)
+        pages = _pdf_pages(data, max_expanded)
     text = "\n\n".join(page.strip() for page in pages if page.strip())
     if not text:
         raise DocumentSkipped("no text layer (scanned PDF?)")
     return text
 
 
-def _pdf_pages(data: bytes) -> list[str]:
+def _pdf_pages(data: bytes, max_expanded: int) -> list[str]:
+    """Page texts, stopped once they pass ``max_expanded`` characters (a decompression bomb)."""
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
@@ -379,9 +381,17 @@ def _pdf_pages(data: bytes) -> list[str]:
                 raise DocumentSkipped("encrypted PDF (decrypting it needs the 'cryptography' package)") from None
             if not opened:
                 raise DocumentSkipped("encrypted PDF")
-        return [page.extract_text() or "" for page in reader.pages]
+        pages, total = [], 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            total += len(pages[-1])
+            if total > max_expanded:
+                raise DocumentSkipped(_over_expanded_cap("its text", total, max_expanded))
+        return pages
     except FileNotDecryptedError:
         raise DocumentSkipped("encrypted PDF") from None
+    except LimitReachedError as error:
+        raise DocumentSkipped(f"a PDF stream expands past pypdf's safety limit: {_first_line(error)}") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
         raise DocumentSkipped(f"truncated or corrupt PDF: {_first_line(error)}") from None
 
@@ -398,12 +408,36 @@ def _quiet_logger(name: str):
         logger.setLevel(level)
 
 
-def _load_docx(data: bytes) -> str:
+def _over_expanded_cap(what: str, size: int, cap: int) -> str:
+    return f"{what} expands to {_mb(size / MIB)} MB, over the cap of {_mb(cap / MIB)} MB (synth.max_expanded_mb)"
+
+
+def _check_zip_expansion(data: bytes, max_expanded: int) -> None:
+    """Refuse a zip whose members expand past ``max_expanded`` bytes, before any is inflated.
+
+    The sizes come from the central directory; ``zipfile`` stops reading a member
+    at its declared size (a lying header fails its CRC), so they bound the work.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
+        raise DocumentSkipped(f"corrupt DOCX: {_first_line(error)}") from None
+    if total > max_expanded:
+        raise DocumentSkipped(_over_expanded_cap("the archive", total, max_expanded))
+
+
+def _load_docx(data: bytes, max_expanded: int) -> str:
     """Paragraphs and tables in document order; table cells joined by ' | '."""
+    import zlib
+
     import docx
     from docx.opc.exceptions import OpcError
     from docx.table import Table
+    from lxml.etree import LxmlError
 
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        _check_zip_expansion(data, max_expanded)
     try:
         document = docx.Document(io.BytesIO(data))
         blocks = []
@@ -418,7 +452,9 @@ def _load_docx(data: bytes) -> str:
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise DocumentSkipped("corrupt DOCX: not a valid zip archive") from None
         raise DocumentSkipped(f"not a Word document: {_first_line(error)}") from None
-    except (ValueError, AttributeError, OSError) as error:
+    except LxmlError as error:  # a part cut short or not XML at all (XMLSyntaxError)
+        raise DocumentSkipped(f"corrupt DOCX: broken XML: {_first_line(error)}") from None
+    except (ValueError, AttributeError, OSError, EOFError, zlib.error, NotImplementedError) as error:
         raise DocumentSkipped(f"corrupt DOCX: {_first_line(error)}") from None
     return "\n\n".join(block for block in blocks if block.strip())
 
@@ -440,7 +476,7 @@ def _first_line(error: BaseException) -> str:
     return (text.splitlines()[0] if text else type(error).__name__)[:160]
 
 
-_LOADERS: dict[str, Callable[[bytes], str]] = {
+_LOADERS: dict[str, Callable[[bytes, int], str]] = {
     "txt": _load_plain,
     "md": _load_plain,
     "html": _load_html,

@@ -20,6 +20,7 @@ import contextlib
 
 from ..artifacts import RunDir, StageRecord, stage_run
 from ..config import RunConfig
+from ..errors import ArtifactError
 from .args import auto_batch_size, training_precision, validation_metric
 from .checks import check_model_fit, check_training_set
 from .data import TrainingSet, ValidationSet, build_training_set, build_validation_set, negatives_by_pair
@@ -62,6 +63,8 @@ def run_training(run: RunDir, config: RunConfig, *, progress: bool = True) -> Tr
     from .inputs import load_training_inputs
     from .trainer import distributed_state, fit
 
+    if not run.root.is_dir():  # checked before the manifest is written: a typo must not create a run
+        raise ArtifactError(f"run directory not found: {run.root} (run synth first)")
     enforce_offline(config.allow_downloads)
     check_tracker(config.train.report_to)
     state = distributed_state()
