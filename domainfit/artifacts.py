@@ -217,10 +217,15 @@ def append_jsonl(path: str | Path, rows: Iterable[Row | BaseModel]) -> int:
         return 0
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _append_lock, path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with _append_lock, path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        if error.filename is None:  # a failed write or fsync does not say which file
+            error.filename = str(path)
+        raise
     return text.count("\n")
 
 
@@ -445,10 +450,18 @@ def stage_run(
     except BaseException as error:
         record.status = "failed"
         record.error = f"{type(error).__name__}: {error}"[:500]
+        _finish(run, stage, record, start, best_effort=True)
         raise
-    else:
-        record.status = "done"
-    finally:
-        record.finished = utc_now()
-        record.seconds = round(time.perf_counter() - start, 3)
+    record.status = "done"
+    _finish(run, stage, record, start)
+
+
+def _finish(run: RunDir, stage: str, record: StageRecord, start: float, *, best_effort: bool = False) -> None:
+    """Store the stage's final record; after a failure, a full disk must not hide the error itself."""
+    record.finished = utc_now()
+    record.seconds = round(time.perf_counter() - start, 3)
+    try:
         record_stage(run, stage, record)
+    except OSError:
+        if not best_effort:
+            raise

@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .artifacts import RunDir
@@ -289,6 +291,10 @@ def run_all(
     console.print(result.summary())
 
 
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+"""Write errors a user fixes by freeing space or picking another --out: one line, no traceback."""
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: run the app, print DomainfitErrors as one line."""
     try:
@@ -296,7 +302,13 @@ def main(argv: Optional[list[str]] = None) -> None:
     except DomainfitError as error:
         if os.environ.get("DOMAINFIT_DEBUG") == "1":
             raise
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+        sys.exit(2)
+    except OSError as error:
+        if error.errno not in _DISK_ERRNOS or os.environ.get("DOMAINFIT_DEBUG") == "1":
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        err_console.print(f"[bold red]error:[/] {escape(f'cannot write {where}{error.strerror}')}", highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted: finished work is saved; run the same command to resume", highlight=False)

@@ -194,8 +194,10 @@ def make_app(
 
     async def api_decide(request: Request) -> Response:
         body = await _bounded_body(request, MAX_BODY_BYTES)
-        if body is None:
-            return PlainTextResponse(f"body over {MAX_BODY_BYTES} bytes\n", status_code=413)
+        if body is None:  # closing the connection stops the upload instead of draining it
+            return PlainTextResponse(
+                f"body over {MAX_BODY_BYTES} bytes\n", status_code=413, headers={"Connection": "close"}
+            )
         try:
             decision_request = DecisionRequest.model_validate_json(body)
         except ValidationError as error:

@@ -11,8 +11,10 @@ worker thread) before marking the chunks done. A chunk's resume key
 settings that change the answer, so a re-run skips exactly the finished work.
 
 It stops cleanly when ``synth.token_budget`` is reached (in-flight chunks finish
-and are saved), and fails fast with :class:`~domainfit.errors.LLMError` when the
-first chunks all find nothing listening at the endpoint.
+and are saved), fails fast with :class:`~domainfit.errors.LLMError` when the
+first chunks all find nothing listening at the endpoint, and ends with one when
+no chunk of the run got an answer (``every request failed: HTTP 503 x 12``), so a
+dead endpoint is an error, not an empty success.
 
 Example::
 
@@ -331,7 +333,18 @@ async def generate_pairs(
             bar.close()
         report.usage = client.usage.minus(usage_before)
         report.seconds = time.perf_counter() - started
+    if report.chunks_failed and not report.chunks_done and report.stopped is None:  # every commit is in by now
+        raise LLMError(every_request_failed(client.failures, report.chunks_failed, client.base_url))
     return report
+
+
+def every_request_failed(failures: collections.Counter, chunks: int, url: str) -> str:
+    """The one line for a run in which no request came back: ``every request failed: HTTP 503 x 12 ...``."""
+    causes = ", ".join(f"{cause} x {count}" for cause, count in failures.most_common()) or "no answer"
+    return (
+        f"every request failed: {causes} ({chunks} chunk(s), none answered; they are asked again on the next run); "
+        f"is the LLM at {url} up? (llm.base_url, llm.timeout_s)"
+    )
 
 
 async def _judge(

@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -275,6 +276,28 @@ def _completion_text(response: Any) -> str:
         return ""
 
 
+async def _within(seconds: float, request: Awaitable[Any], url: str) -> Any:
+    """``request``, or openai's timeout error once ``seconds`` have passed in all.
+
+    httpx's timeout bounds each read, so a server that drips one byte at a time
+    would hold a request forever; this makes ``llm.timeout_s`` a deadline for the
+    whole request, retried like any other timeout.
+    """
+    try:
+        return await asyncio.wait_for(request, seconds)
+    except asyncio.TimeoutError:
+        import httpx
+
+        raise openai.APITimeoutError(request=httpx.Request("POST", url)) from None
+
+
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with every occurrence of ``secret`` (the API key) replaced by ``[REDACTED]``."""
+    if not secret or secret not in text:
+        return text
+    return text.replace(secret, "[REDACTED]")
+
+
 def _domain_error(error: BaseException) -> DomainfitError | None:
     """Our own error somewhere in an exception's cause chain (instructor wraps what create raises)."""
     seen: set[int] = set()
@@ -336,9 +359,13 @@ class LLMClient:
         self.max_tokens = max_tokens or config.max_tokens
         self.seed = seed
         self.policy = RetryPolicy(config.max_retries, config.retry_initial_delay_s, config.retry_max_delay_s)
+        self.timeout_s = config.timeout_s if timeout_s is None else timeout_s
         self.usage = Usage()
+        self.failures: collections.Counter[str] = collections.Counter()
+        """Failed HTTP attempts by cause (``HTTP 503``, ``timeout``, ...), retries included."""
         self.ever_answered = False
-        self._client = make_openai_client(base_url, config, timeout_s)
+        self._secret = config.api_key.get_secret_value() if config.api_key is not None else None
+        self._client = make_openai_client(base_url, config, self.timeout_s)
         self._semaphore = asyncio.Semaphore(self.max_concurrency)
         self._rpm = MinuteLimiter(config.requests_per_minute) if config.requests_per_minute else None
         self._tpm = MinuteLimiter(config.tokens_per_minute) if config.tokens_per_minute else None
@@ -365,9 +392,13 @@ class LLMClient:
                 await self._tpm.acquire(estimate)
             async with self._semaphore:
                 try:
-                    response = await call()
-                except openai.APIStatusError:
+                    response = await _within(self.timeout_s, call(), self.base_url)
+                except openai.APIStatusError as error:
                     self.ever_answered = True
+                    self.failures[describe_error(error)] += 1
+                    raise
+                except openai.APIError as error:
+                    self.failures[describe_error(error)] += 1
                     raise
             self.ever_answered = True
             usage.count_response(response)
@@ -496,9 +527,21 @@ class LLMClient:
                     model, prompts.chat_messages(chunk_text, self.questions_per_chunk), usage, raw
                 )
         except Exception as error:  # noqa: BLE001 - sorted into reject reasons below
-            return self._failed(error, usage, raw[-1] if raw else "")
+            return self._redacted(self._failed(error, usage, raw[-1] if raw else ""))
         assert isinstance(result, QuestionSet)
-        return LLMAnswer(questions=list(result.questions), raw=raw[-1] if raw else "", usage=usage)
+        return self._redacted(LLMAnswer(questions=list(result.questions), raw=raw[-1] if raw else "", usage=usage))
+
+    def _redacted(self, answer: LLMAnswer) -> LLMAnswer:
+        """The answer with the API key taken out of everything that gets written (raw, questions, reason)."""
+        if not self._secret:
+            return answer
+        answer.raw = redact(answer.raw, self._secret)
+        answer.failure = None if answer.failure is None else redact(answer.failure, self._secret)
+        answer.questions = [
+            item.model_copy(update={"question": redact(item.question, self._secret), "evidence": redact(item.evidence, self._secret)})
+            for item in answer.questions
+        ]
+        return answer
 
     async def judge(self, chunk_text: str, question: str) -> tuple[JudgeScore | None, Usage]:
         """A 1-5 score for a question–chunk pair (``synth.judge``); None if no valid score came back."""

@@ -86,15 +86,16 @@ class SynthStore:
         log = self.run.synth_state
         for path in (log, self.run.pairs, self.run.rejected):
             state.dropped_bytes += repair_jsonl_tail(path)
+        last: dict | None = None
         if log.exists():
-            last: dict | None = None
             for row in iter_jsonl(log):
                 last = row
                 if row.get("done"):
                     state.done_keys.add(str(row["key"]))
-            if last is not None:
-                state.dropped_bytes += _truncate(self.run.pairs, int(last.get("pairs_bytes", 0)))
-                state.dropped_bytes += _truncate(self.run.rejected, int(last.get("rejects_bytes", 0)))
+        # no commit line yet (killed, or a full disk, before the first) rolls back to empty logs
+        last = last or {}
+        state.dropped_bytes += _truncate(self.run.pairs, int(last.get("pairs_bytes", 0)))
+        state.dropped_bytes += _truncate(self.run.rejected, int(last.get("rejects_bytes", 0)))
         if self.run.pairs.exists():
             for pair in read_rows(self.run.pairs, Pair):
                 state.pair_ids.add(pair.pair_id)
@@ -105,6 +106,16 @@ class SynthStore:
         """Durably append the outcomes' rejects and pairs, then their commit lines."""
         if not outcomes:
             return
+        try:
+            self._append(outcomes)
+        except OSError as error:  # a full disk, most likely: the next run rolls back to the last commit
+            where = error.filename or self.run.root
+            raise ArtifactError(
+                f"cannot write {where}: {error.strerror or error}; "
+                "the chunks committed so far are kept: free space and run the same command again"
+            ) from None
+
+    def _append(self, outcomes: list[ChunkOutcome]) -> None:
         with self._lock:
             append_jsonl(self.run.rejected, [reject for outcome in outcomes for reject in outcome.rejects])
             append_jsonl(self.run.pairs, [pair for outcome in outcomes for pair in outcome.pairs])
