@@ -37,6 +37,8 @@ _EXPORTS = {
     "run_training": ".train",
     "run_evaluation": ".evaluate",
     "evaluate_beir": ".evaluate",
+    "run_export": ".export",
+    "ExportConfig": ".config",
     "make_splits": ".evaluate.splits",
     "reviewed_pairs": ".review",
     "run_pipeline": ".pipeline",

@@ -255,6 +255,27 @@ def evaluate(
     console.print(result.summary(), highlight=False)
 
 
+@app.command("export")
+def export(
+    run: Optional[Path] = typer.Argument(None, help="Run directory with a trained model (RUN/model)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (same as RUN)."),
+    config: Optional[Path] = ConfigOption,
+    dim: Optional[int] = typer.Option(None, "--dim", help="Embedding dim: the model's or one of its Matryoshka dims."),
+    quantize: Optional[str] = typer.Option(None, "--quantize", help="Also store int8 or binary vectors (none, int8, binary)."),
+    onnx: Optional[bool] = typer.Option(None, "--onnx/--no-onnx", help="Also write ONNX and int8-quantized ONNX."),
+    table: Optional[str] = typer.Option(None, "--table", help="LanceDB table name (default chunks)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Write RUN/export/: the model at --dim and a LanceDB table of every chunk, for a RAG stack."""
+    from .export import run_export
+
+    cfg = _config(
+        config, {"export.dim": dim, "export.quantize": quantize, "export.onnx": onnx, "export.table": table}
+    )
+    result = run_export(_run_dir(run, out), cfg, progress=progress)
+    console.print(result.summary(), highlight=False, markup=False)
+
+
 @app.command("run")
 def run_all(
     docs: Optional[Path] = typer.Argument(None, help="Folder of documents."),

@@ -317,6 +317,22 @@ class EvalConfig(_Section):
         return self
 
 
+# --------------------------------------------------------------------------- export
+
+
+class ExportConfig(_Section):
+    """The adapted model at one dim plus a LanceDB table of every chunk, for a RAG stack (docs/export.md)."""
+
+    dim: int | None = Field(None, ge=1, description="embedding dim of the export; unset = the model's full dim")
+    quantize: Literal["none", "int8", "binary"] = Field(
+        "none", description="also store int8 or binary (bit-packed, hamming) vectors beside the float ones"
+    )
+    onnx: bool = Field(False, description="also write ONNX + int8 dynamic-quantized ONNX (needs sentence-transformers[onnx])")
+    table: str = Field("chunks", min_length=1, description="LanceDB table name in RUN/export/lancedb")
+    ann_min_rows: int = Field(100_000, ge=1, description="tables at least this large get an IVF_PQ index")
+    batch_size: int = Field(64, ge=1, description="encoding batch size")
+
+
 class ReviewConfig(_Section):
     """The local review page."""
 
@@ -339,6 +355,7 @@ class RunConfig(_Section):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @field_validator("base_model")
