@@ -103,7 +103,7 @@ def load_pairs(limit: int, corpus: str) -> tuple[list[dict], list[str]]:
 def build_run(workdir: Path, rows: list[dict], texts: list[str]):
     """A run dir with one chunk per distinct text, the pairs, and an all-train split."""
     from domainfit.artifacts import Chunk, Pair, RunDir, content_hash, pair_id_for, write_chunks, write_jsonl
-    from domainfit.evaluate.splits import Splits, write_splits
+    from domainfit.splits import Splits, write_splits
 
     run = RunDir(workdir / "run").ensure()
     chunk_of_text, chunks, offsets = {}, [], defaultdict(int)

@@ -151,7 +151,7 @@ def reference_split(
 def write_run(bench: Benchmark, folder: Path):
     """A domainfit run directory holding the benchmark: chunks, pairs and the fixed splits."""
     from domainfit.artifacts import Chunk, Pair, RunDir, pair_id_for, write_chunks, write_jsonl
-    from domainfit.evaluate.splits import Splits, write_splits
+    from domainfit.splits import Splits, write_splits
 
     run = RunDir(folder).ensure()
     write_chunks(
@@ -334,8 +334,8 @@ def evaluate(model_path: str, bench: Benchmark, device: str, batch_size: int) ->
 
 def model_dims(model) -> list[int]:
     """[384, 256, 128, 64] for MiniLM: the model's dim, then powers of two down to 64."""
-    from domainfit.train import resolve_matryoshka_dims
-    from domainfit.train.trainer import embedding_dim
+    from domainfit.models import resolve_matryoshka_dims
+    from domainfit.models import embedding_dim
 
     return resolve_matryoshka_dims(embedding_dim(model), None)
 

@@ -39,7 +39,7 @@ _EXPORTS = {
     "evaluate_beir": ".evaluate",
     "run_export": ".export",
     "ExportConfig": ".config",
-    "make_splits": ".evaluate.splits",
+    "make_splits": ".splits",
     "reviewed_pairs": ".review",
     "run_pipeline": ".pipeline",
     # submodules

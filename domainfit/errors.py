@@ -45,6 +45,10 @@ class TrainingError(DomainfitError):
     """The training set or the training settings cannot work."""
 
 
+class SplitError(DomainfitError):
+    """Pairs cannot be split without a leak, or the written split disagrees with the config."""
+
+
 class EvaluationError(DomainfitError):
     """Queries, corpus or relevance judgements cannot be evaluated."""
 

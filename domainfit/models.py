@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import ModelNotFoundError
 
@@ -31,6 +31,7 @@ ALIASES = {
     "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
     "sentence-transformers/all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2",
 }
+MIN_MATRYOSHKA_DIM = 64
 _ST_MARKERS = ("modules.json", "config_sentence_transformers.json", "config.json")
 
 
@@ -151,3 +152,42 @@ def load_model(
     except (OSError, ValueError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelNotFoundError(f"cannot load model '{name}' from {location}: {first_line}") from None
+
+
+def embedding_dim(model: "SentenceTransformer") -> int:
+    """The model's output dim, probed by encoding one text when the model does not say.
+
+    sentence-transformers 6.x renamed the getter (``get_embedding_dimension``); a model
+    without a pooling module returns None from it, and then only encoding tells.
+    """
+    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
+        getter = getattr(model, name, None)
+        if getter is not None:
+            dim = getter()
+            if dim:
+                return int(dim)
+    return int(model.encode(["dimension probe"], convert_to_numpy=True).shape[-1])
+
+
+def resolve_matryoshka_dims(model_dim: int, dims: Sequence[int] | None) -> list[int]:
+    """The Matryoshka dims (trained and evaluated), largest first; ``[]`` means Matryoshka is off.
+
+    Unset (None) gives the model's dim, then the powers of two below it down to 64:
+    384 -> [384, 256, 128, 64], 768 -> [768, 512, 256, 128, 64]. Explicit dims are
+    de-duplicated and sorted; checking them against the model is
+    :func:`~domainfit.train.checks.check_model_fit`'s job. Train and evaluate share it,
+    so it lives here rather than in either stage.
+
+    Example::
+
+        resolve_matryoshka_dims(384, None)   # [384, 256, 128, 64]
+        resolve_matryoshka_dims(384, [])     # []
+    """
+    if dims is not None:
+        return sorted(set(dims), reverse=True)
+    resolved = [model_dim]
+    power = 1 << ((model_dim - 1).bit_length() - 1) if model_dim > 1 else 0  # largest power of two below
+    while power >= MIN_MATRYOSHKA_DIM:
+        resolved.append(power)
+        power //= 2
+    return resolved

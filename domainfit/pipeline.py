@@ -265,7 +265,7 @@ def _do_synth(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> str
 
 def _do_split(run: RunDir, config: RunConfig) -> str:
     from .artifacts import read_chunks
-    from .evaluate.splits import make_splits, write_splits
+    from .splits import make_splits, write_splits
     from .review import reviewed_pairs
 
     pairs, review = reviewed_pairs(run)

@@ -13,7 +13,7 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 from domainfit.artifacts import read_chunks
 from domainfit.config import SplitConfig
 from domainfit.evaluate import MetricSpec, evaluate_dense, load_dense, task_from_pairs
-from domainfit.evaluate.splits import ensure_splits
+from domainfit.splits import ensure_splits
 from domainfit.review import reviewed_pairs
 
 DIMS = [384, 128, 32]

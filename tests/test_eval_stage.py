@@ -17,7 +17,7 @@ from domainfit.config import RunConfig
 from domainfit.errors import ArtifactError, EvaluationError, ModelNotFoundError
 from domainfit.evaluate import markdown_table, parse_model, run_evaluation
 from domainfit.evaluate.beir import document_text, load_beir
-from domainfit.evaluate.splits import ensure_splits, read_splits
+from domainfit.splits import ensure_splits, read_splits
 from domainfit.review import record_decision
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -57,7 +57,7 @@ def test_export_before_train_is_one_line(tiny_run, capsys):
 @pytest.fixture
 def trained_run(tiny_run: RunDir, minilm_path) -> RunDir:
     """``tiny_run`` with splits and MiniLM as its model, Matryoshka dims recorded as train records them."""
-    from domainfit.evaluate.splits import ensure_splits
+    from domainfit.splits import ensure_splits
 
     ensure_splits(tiny_run, SplitConfig(by="chunk"))
     shutil.copytree(minilm_path, tiny_run.model_dir)
@@ -67,7 +67,7 @@ def trained_run(tiny_run: RunDir, minilm_path) -> RunDir:
 
 def _known_hit(run: RunDir, model) -> tuple[str, str]:
     """A test question (and its chunk id) whose own chunk the exported model ranks first, by exact search."""
-    from domainfit.evaluate.splits import read_splits
+    from domainfit.splits import read_splits
     from domainfit.review import reviewed_pairs
 
     chunks = read_chunks(run.chunks)

@@ -29,7 +29,7 @@ from domainfit.artifacts import (
 )
 from domainfit.config import MiningConfig, RunConfig
 from domainfit.errors import MiningError
-from domainfit.evaluate.splits import read_splits
+from domainfit.splits import read_splits
 from domainfit.mining import (
     Candidate,
     ChunkIndex,

@@ -307,7 +307,7 @@ def test_fifty_concurrent_posts_lose_nothing(fixture_run):
 
 def test_rejected_pairs_never_reach_training_and_edits_replace_the_question(fixture_run):
     from domainfit.config import SplitConfig
-    from domainfit.evaluate.splits import SPLIT_NAMES, ensure_splits
+    from domainfit.splits import SPLIT_NAMES, ensure_splits
 
     run = fixture_run.run
     rejected, edited = fixture_run.pair_ids[1], fixture_run.pair_ids[5]

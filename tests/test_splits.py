@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from domainfit.artifacts import Chunk, Pair, RunDir, normalize_text, write_chunks, write_jsonl
 from domainfit.config import SplitConfig
-from domainfit.errors import EvaluationError
-from domainfit.evaluate.splits import (
+from domainfit.errors import SplitError
+from domainfit.splits import (
     SPLIT_NAMES,
     ensure_splits,
     leaked_chunks,
@@ -46,7 +46,7 @@ def _positive_texts(ids, pairs, chunks):
 def _split_or_none(pairs, chunks, config):
     try:
         return make_splits(pairs, chunks, config)
-    except EvaluationError as error:
+    except SplitError as error:
         assert "belong to one" in str(error)  # too few units is the only acceptable refusal
         return None
 
@@ -130,7 +130,7 @@ def test_written_splits_read_back_and_are_not_remade(tmp_path):
 def test_a_changed_split_config_is_refused_not_silently_used(tmp_path):
     run, _, _ = _run_with(tmp_path)
     ensure_splits(run, SplitConfig(by="document"))
-    with pytest.raises(EvaluationError, match="split.by = 'document'.*'chunk'"):
+    with pytest.raises(SplitError, match="split.by = 'document'.*'chunk'"):
         ensure_splits(run, SplitConfig(by="chunk"))
 
 
@@ -146,6 +146,6 @@ def test_by_query_records_its_leaks(tmp_path):
 def test_a_single_document_cannot_be_split_by_document(tmp_path):
     chunks = [_chunk(f"c{i}", "only", f"t{i}") for i in range(5)]
     pairs = [Pair(pair_id=f"p{i}", chunk_id=f"c{i}", query="q") for i in range(5)]
-    with pytest.raises(EvaluationError, match="all 5 pairs belong to one document"):
+    with pytest.raises(SplitError, match="all 5 pairs belong to one document"):
         make_splits(pairs, chunks, SplitConfig())
     assert make_splits(pairs, chunks, SplitConfig(by="chunk")).test

@@ -14,7 +14,7 @@ import pytest
 from domainfit.artifacts import Chunk, Pair, RunDir, read_json, read_jsonl, stage_record, write_chunks, write_jsonl
 from domainfit.config import SplitConfig, TrainConfig, load_config
 from domainfit.errors import TrainingError
-from domainfit.evaluate.splits import Splits, write_splits
+from domainfit.splits import Splits, write_splits
 from domainfit.train import (
     auto_batch_size,
     build_training_set,

@@ -1,9 +1,9 @@
-"""evaluate: leak-free splits and retrieval metrics at every Matryoshka dim.
+"""evaluate: retrieval metrics at every Matryoshka dim, on the run's test split.
 
 ``run_evaluation`` scores a run's held-out queries against all of its chunks;
 ``evaluate_beir`` scores a BEIR folder. Both write ``eval/metrics.json``,
 ``eval/report.md`` and PNG plots, with base, fine-tuned and BM25 side by side.
-Names resolve lazily, so importing :mod:`domainfit.evaluate.splits` stays light.
+Names resolve lazily, so importing one of them does not load torch for the others.
 
 Example::
 
@@ -38,13 +38,6 @@ _EXPORTS = {
     "markdown_report": ".report",
     "rich_table": ".report",
     "write_reports": ".report",
-    "Splits": ".splits",
-    "make_splits": ".splits",
-    "write_splits": ".splits",
-    "read_splits": ".splits",
-    "ensure_splits": ".splits",
-    "leaked_chunks": ".splits",
-    "SPLIT_NAMES": ".splits",
 }
 
 __all__ = list(_EXPORTS)

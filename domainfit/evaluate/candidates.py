@@ -22,6 +22,7 @@ from typing import Sequence
 
 from ..config import RunConfig
 from ..errors import EvaluationError, ModelNotFoundError
+from ..models import resolve_matryoshka_dims
 from . import report
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -90,8 +91,6 @@ def matryoshka_dims(config: RunConfig, model_dim: int) -> list[int]:
     384 -> 384, 256, 128, 64). Dims above the model's own are dropped (a smaller model
     compared with a larger one).
     """
-    from ..train.losses import resolve_matryoshka_dims
-
     wanted = config.eval.dims or config.train.matryoshka_dims or resolve_matryoshka_dims(model_dim, None)
     fitting = sorted({dim for dim in wanted if dim <= model_dim}, reverse=True)
     if not fitting:

@@ -22,6 +22,7 @@ import numpy as np
 from ..artifacts import content_hash, utc_now
 from ..config import RunConfig
 from ..errors import EvaluationError
+from ..models import embedding_dim
 from . import report
 from .candidates import ModelSpec, load_dense, matryoshka_dims, model_weights_fingerprint
 from .metrics import MetricSpec, retrieval_metrics
@@ -174,7 +175,7 @@ def evaluate_task(
             result = evaluate_bm25(task, spec, budget_mb=budget, graded=graded)
         else:
             model = load_dense(model_spec.location, allow_downloads=config.allow_downloads)
-            dims = matryoshka_dims(config, _model_dim(model))
+            dims = matryoshka_dims(config, embedding_dim(model))
             result = evaluate_dense(model, task, dims, spec, batch_size=config.eval.batch_size,
                                     budget_mb=budget, graded=graded)
         done[fingerprint] = result
@@ -204,11 +205,3 @@ def evaluate_task(
         "created": utc_now(),
     }
     return metrics, reused
-
-
-def _model_dim(model) -> int:
-    for name in ("get_embedding_dimension", "get_sentence_embedding_dimension"):
-        getter = getattr(model, name, None)
-        if getter is not None and getter():
-            return int(getter())
-    return int(model.encode_query(["dimension probe"], convert_to_tensor=True).shape[-1])

@@ -21,11 +21,11 @@ from typing import Any, Sequence
 from ..artifacts import RunDir, read_chunks, read_json, stage_run
 from ..config import RunConfig
 from ..errors import ArtifactError, EvaluationError
+from ..splits import Splits, ensure_splits, leaked_chunks
 from ..tracking import flat_metrics, log_final_metrics
 from . import report
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
-from .splits import Splits, ensure_splits, leaked_chunks
 from .task import RetrievalTask, task_from_pairs
 
 

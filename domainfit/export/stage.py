@@ -92,7 +92,7 @@ def run_export(run: RunDir, config: RunConfig, *, progress: bool = True) -> Expo
     the model was not trained at or above its dim, ``--onnx`` where the ONNX packages
     are missing, ``--quantize binary`` at a dim that is not a multiple of 8.
     """
-    from ..models import enforce_offline, load_model
+    from ..models import embedding_dim, enforce_offline, load_model
 
     enforce_offline(config.allow_downloads)
     settings = config.export
@@ -103,7 +103,7 @@ def run_export(run: RunDir, config: RunConfig, *, progress: bool = True) -> Expo
     started = time.perf_counter()
     with stage_run(run, "export", config_hash=config.section_hash("export")) as record:
         model = load_model(run.model_dir)
-        model_dim = int(model.get_embedding_dimension())
+        model_dim = embedding_dim(model)
         dim = check_export_dim(settings.dim, model_dim, _trained_dims(run))
         if settings.quantize == "binary" and dim % 8:
             raise ConfigError(f"--quantize binary packs 8 dims a byte: --dim {dim} is not a multiple of 8")
@@ -164,7 +164,7 @@ def _trained_dims(run: RunDir) -> list[int]:
 def _test_set(run: RunDir, chunks) -> tuple[dict, dict, dict] | None:
     """Test questions, every chunk, and each question's chunk (and its same-text copies); None without a split."""
     from ..artifacts import normalize_text
-    from ..evaluate.splits import read_splits
+    from ..splits import read_splits
     from ..review import reviewed_pairs
 
     try:

@@ -198,14 +198,6 @@ class MiningResult:
         return "\n".join(lines)
 
 
-def _embedding_dim(model: "SentenceTransformer") -> int:
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    dim = getter()
-    if not dim:
-        dim = int(model.encode(["dimension probe"], convert_to_numpy=True).shape[1])
-    return int(dim)
-
-
 def _encoder(model: "SentenceTransformer", batch_size: int, kind: str, progress: bool = False):
     """texts -> unit float32 vectors, with the model's query or document prompt if it has one."""
     method = getattr(model, f"encode_{kind}", model.encode)
@@ -241,8 +233,8 @@ def run_mining(
         result = run_mining(RunDir("runs/demo"), RunConfig())
         result.stats.queries_short
     """
-    from ..evaluate.splits import ensure_splits
     from ..review import reviewed_pairs
+    from ..splits import ensure_splits
 
     mining = config.mining
     check_window(mining)
@@ -269,7 +261,7 @@ def run_mining(
             model = models.load_model(config.base_model, allow_downloads=config.allow_downloads)
         model_id = models.model_fingerprint(models.resolve(config.base_model, allow_downloads=config.allow_downloads))
 
-        index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=_embedding_dim(model))
+        index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=models.embedding_dim(model))
         update = index.sync(chunks, _encoder(model, mining.batch_size, "document"), progress=progress)
         update.rebuilt = rebuilt
         index.ensure_ann(mining)

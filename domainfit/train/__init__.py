@@ -21,10 +21,11 @@ import contextlib
 from ..artifacts import RunDir, StageRecord, stage_run
 from ..config import RunConfig
 from ..errors import ArtifactError
+from ..models import resolve_matryoshka_dims
 from .args import auto_batch_size, training_precision, validation_metric
 from .checks import check_model_fit, check_training_set
 from .data import TrainingSet, ValidationSet, build_training_set, build_validation_set, negatives_by_pair
-from .losses import build_loss, resolve_matryoshka_dims
+from .losses import build_loss
 from .result import TrainResult
 
 __all__ = [
@@ -57,8 +58,8 @@ def run_training(run: RunDir, config: RunConfig, *, progress: bool = True) -> Tr
         result = run_training(RunDir("runs/demo"), load_config("run.toml"))
         print(result.summary())
     """
-    from ..evaluate.splits import ensure_splits
     from ..models import enforce_offline
+    from ..splits import ensure_splits
     from ..tracking import check_tracker
     from .inputs import load_training_inputs
     from .trainer import distributed_state, fit

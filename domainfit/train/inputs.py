@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from ..artifacts import RunDir, content_hash, read_chunks, read_parquet
 from ..config import TrainConfig
 from ..errors import ArtifactError
-from ..evaluate.splits import Splits
 from ..review import reviewed_pairs
+from ..splits import Splits
 from .data import TrainingSet, ValidationSet, build_training_set, build_validation_set, negative_columns, negatives_by_pair
 
 

@@ -13,13 +13,13 @@
 +-------------+---------------------------------------+-------------------------------------------+
 
 Each is wrapped in MatryoshkaLoss over the resolved dims (see
-:func:`resolve_matryoshka_dims`), so every prefix of the embedding is trained to
+:func:`domainfit.models.resolve_matryoshka_dims`), so every prefix of the embedding is trained to
 retrieve on its own. Gradient accumulation does not enlarge MNRL's in-batch
 negatives; ``cached-mnrl`` with a larger ``batch_size`` does.
 
 Example::
 
-    dims = resolve_matryoshka_dims(384, None)          # [384, 256, 128, 64]
+    dims = models.resolve_matryoshka_dims(384, None)   # [384, 256, 128, 64]
     loss = build_loss(model, config.train, dims=dims, mini_batch_size=32)
 """
 
@@ -31,31 +31,6 @@ from ..config import TrainConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
-
-MIN_MATRYOSHKA_DIM = 64
-
-
-def resolve_matryoshka_dims(model_dim: int, dims: Sequence[int] | None) -> list[int]:
-    """The dims MatryoshkaLoss trains, largest first; ``[]`` means Matryoshka is off.
-
-    Unset (None) gives the model's dim, then the powers of two below it down to 64:
-    384 -> [384, 256, 128, 64], 768 -> [768, 512, 256, 128, 64]. Explicit dims are
-    de-duplicated and sorted; checking them against the model is
-    :func:`~domainfit.train.checks.check_training_setup`'s job.
-
-    Example::
-
-        resolve_matryoshka_dims(384, None)   # [384, 256, 128, 64]
-        resolve_matryoshka_dims(384, [])     # []
-    """
-    if dims is not None:
-        return sorted(set(dims), reverse=True)
-    resolved = [model_dim]
-    power = 1 << ((model_dim - 1).bit_length() - 1) if model_dim > 1 else 0  # largest power of two below
-    while power >= MIN_MATRYOSHKA_DIM:
-        resolved.append(power)
-        power //= 2
-    return resolved
 
 
 def build_loss(

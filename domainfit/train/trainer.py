@@ -31,7 +31,7 @@ from typing import Any, Sequence
 from ..artifacts import RunDir, write_json, write_jsonl
 from ..config import RunConfig
 from ..errors import TrainingError
-from ..models import ALIASES, load_model
+from ..models import ALIASES, embedding_dim, load_model, resolve_matryoshka_dims
 from ..tracking import trainer_reporting
 from .args import (
     evaluator_names,
@@ -46,7 +46,7 @@ from .checks import check_model_fit
 from .data import to_datasets
 from .evaluation import build_evaluator
 from .inputs import TrainingInputs
-from .losses import build_loss, inner_loss_config, loss_description, resolve_matryoshka_dims
+from .losses import build_loss, inner_loss_config, loss_description
 from .result import TrainResult
 
 #: train.* keys that do not change the trained weights: changing them keeps checkpoints.
@@ -76,15 +76,6 @@ def training_fingerprint(config: RunConfig, inputs: TrainingInputs) -> dict[str,
     settings["base_model"] = config.base_model
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     return {"config": digest, "inputs": inputs.fingerprint()}
-
-
-def embedding_dim(model) -> int:
-    """The model's output dim (sentence-transformers renamed the getter in 6.x)."""
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    dim = getter()
-    if not dim:
-        raise TrainingError("cannot tell the base model's embedding dim (no pooling module?)")
-    return int(dim)
 
 
 def freeze_unused_parameters(model) -> list[str]:

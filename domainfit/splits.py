@@ -1,4 +1,7 @@
-"""Leak-free train / validation / test splits of question–chunk pairs.
+"""Leak-free train / validation / test splits of question–chunk pairs: the split stage.
+
+Its own module, not part of a stage package, because mining, training and evaluation
+all read the same split (a model trained on one split is tested on the same one).
 
 Pairs are grouped into units — a document (default), a chunk, or a single query —
 and whole units are assigned to a split, deterministically by seed. Validation is
@@ -23,9 +26,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..artifacts import Chunk, Pair, RunDir, normalize_text, read_json, read_jsonl, write_json, write_jsonl
-from ..config import SplitConfig
-from ..errors import ArtifactError, EvaluationError
+from .artifacts import Chunk, Pair, RunDir, normalize_text, read_chunks, read_json, read_jsonl, write_json, write_jsonl
+from .config import SplitConfig
+from .errors import ArtifactError, SplitError
+from .review import reviewed_pairs
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -60,15 +64,15 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
 
     Shares are counted in pairs; whole units are taken until a share is reached, so a
     large document can make its split larger than asked. Raises
-    :class:`EvaluationError` when there are no pairs, pairs point at unknown chunks,
+    :class:`SplitError` when there are no pairs, pairs point at unknown chunks,
     there are fewer than two units, or (by document / chunk) the leak check fails.
     """
     if not pairs:
-        raise EvaluationError("no pairs to split: run synth first (or review accepted none)")
+        raise SplitError("no pairs to split: run synth first (or review accepted none)")
     chunk_by_id = {chunk.chunk_id: chunk for chunk in chunks}
     missing = sorted({pair.chunk_id for pair in pairs} - chunk_by_id.keys())
     if missing:
-        raise EvaluationError(f"{len(missing)} pair(s) point at chunk ids not in chunks, e.g. {missing[0]}")
+        raise SplitError(f"{len(missing)} pair(s) point at chunk ids not in chunks, e.g. {missing[0]}")
 
     unit_of = _unit_keys(pairs, chunk_by_id, config.by)
     units: dict[str, list[str]] = defaultdict(list)
@@ -76,7 +80,7 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
         if pair.pair_id not in units[unit_of[pair.pair_id]]:
             units[unit_of[pair.pair_id]].append(pair.pair_id)
     if len(units) < 2:
-        raise EvaluationError(
+        raise SplitError(
             f"cannot split by {config.by}: all {len(pairs)} pairs belong to one {config.by} "
             "(documents sharing a chunk text count as one); set split.by = \"chunk\" (or add documents)"
         )
@@ -100,7 +104,7 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
     )
     splits.leaked_chunks = leaked_chunks(splits, pairs, chunks)
     if splits.leaked_chunks and config.by != "query":
-        raise EvaluationError(
+        raise SplitError(
             f"leak check failed: {len(splits.leaked_chunks)} test chunk(s) are training positives"
         )
     return splits
@@ -213,7 +217,7 @@ def ensure_splits(run: RunDir, config: SplitConfig) -> Splits:
 
     Splits are written once: a model trained on one split must be tested on the same
     one. If the written split was made with other settings than ``config`` asks for,
-    this raises :class:`EvaluationError` instead of silently using either. Pairs that
+    this raises :class:`SplitError` instead of silently using either. Pairs that
     appear after the split was written (a later synth, a rescued reject) are not added
     to any split: delete ``splits/`` (or ``domainfit run --from split``) to re-split.
     """
@@ -226,14 +230,11 @@ def ensure_splits(run: RunDir, config: SplitConfig) -> Splits:
         changed = [key for key in asked if written[key] is not None and written[key] != asked[key]]
         if changed:
             key = changed[0]
-            raise EvaluationError(
+            raise SplitError(
                 f"{run.splits_dir / 'split.json'} has split.{key} = {written[key]!r} but the config asks for "
                 f"{asked[key]!r}: delete {run.splits_dir} to re-split (and retrain), or keep the config"
             )
         return splits
-    from ..artifacts import read_chunks
-    from ..review import reviewed_pairs
-
     pairs, _ = reviewed_pairs(run)
     splits = make_splits(pairs, read_chunks(run.chunks), config)
     write_splits(run, splits, pairs)
