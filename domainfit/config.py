@@ -132,8 +132,11 @@ class SynthConfig(_Section):
     )
     judge: bool = Field(False, description="ask the LLM to score each pair (costs a call per pair)")
     judge_min_score: int = Field(4, ge=1, le=5, description="judge score (1-5) needed to keep a pair")
+    roundtrip: Literal["bm25", "embedding", "off"] = Field(
+        "bm25", description="round trip: rank all chunks for each question by BM25 or the base model"
+    )
     roundtrip_top_k: int = Field(
-        0, ge=0, description="keep a pair only if BM25 ranks its chunk in the top k (0 = off)"
+        10, ge=0, description="keep a pair only if its chunk ranks in the top k of all chunks (0 = off)"
     )
     token_budget: int | None = Field(None, gt=0, description="stop cleanly after this many tokens")
     max_chunks: int | None = Field(None, gt=0, description="only send the first N chunks (demo/debug)")
@@ -148,6 +151,11 @@ class SynthConfig(_Section):
         if self.question_min_tokens > self.question_max_tokens:
             raise ValueError("question_min_tokens must not exceed question_max_tokens")
         return self
+
+    @property
+    def roundtrip_on(self) -> bool:
+        """Whether the round-trip check runs (``roundtrip`` not off and ``roundtrip_top_k`` > 0)."""
+        return self.roundtrip != "off" and self.roundtrip_top_k > 0
 
 
 # --------------------------------------------------------------------------- split

@@ -12,14 +12,18 @@ from hypothesis import strategies as st
 
 from domainfit.artifacts import Chunk
 from domainfit.config import SynthConfig
+from domainfit.synth.prompts import example_queries
 from domainfit.synth.filters import (
     REASONS,
     DuplicateFilter,
     RoundTripChecker,
     check_grounded,
     check_not_copy,
+    check_not_prompt_example,
     check_pair,
+    check_self_contained,
     check_well_formed,
+    content_words,
     copy_overlap,
     grounding_ratio,
     normalize,
@@ -169,9 +173,150 @@ def test_check_well_formed(question, n_tokens, reason):
     assert check_well_formed(question, n_tokens, 4, 64) == reason
 
 
+@pytest.mark.parametrize(
+    "query, style, reason",
+    [
+        ("Contractor passes stay valid for twelve months.", "claim", None),
+        ("Is a contractor pass valid for a year?", "claim", "wrong_style"),
+        ("contractor pass validity period", "keywords", None),
+        ("contractor pass validity?", "keywords", "wrong_style"),
+        ("how long is a contractor pass valid and who issues it and what does it cost to renew", "keywords",
+         "wrong_style"),
+        ("1234 5678 90", "claim", "wrong_style"),
+        ("contractor pass validity period", "question", "not_a_question"),
+        ("Here are the claims: passes last a year.", "claim", "preamble"),
+    ],
+)
+def test_check_well_formed_asks_each_style_for_its_own_form(query, style, reason):
+    assert check_well_formed(query, 8, 4, 64, style) == reason
+
+
 def test_every_reason_code_is_listed():
-    assert {"empty", "placeholder", "preamble", "too_short", "too_long", "not_a_question", "missing_evidence",
-            "ungrounded", "copy", "duplicate", "near_duplicate", "roundtrip_miss"} == set(REASONS)
+    assert {"empty", "placeholder", "preamble", "too_short", "too_long", "not_a_question", "wrong_style",
+            "prompt_example", "missing_evidence", "ungrounded", "copy", "not_self_contained", "duplicate",
+            "near_duplicate", "roundtrip_miss"} == set(REASONS)
+
+
+# --------------------------------------------------------------------------- self-contained
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the purpose of this study?",
+        "What are the implications of these results?",
+        "Why does this mutation occur?",
+        "Is this normal?",
+        "How were these measurements obtained?",
+        "How does that approach differ from earlier ones?",
+        "What did the authors find about the lift coefficient?",
+        "What conclusions do the investigators draw?",
+        "What did the researchers measure?",
+        "What do the results show?",
+        "What were the findings?",
+        "What is the study about?",
+        "What did the experiments show?",
+        "What limitations does the study have?",
+        "What was the main conclusion of the study?",
+        "What is the main finding of the paper?",
+        "What is the paper's main contribution?",
+        "What is the main topic of the article?",
+        "What does the text say about shock waves?",
+        "According to the passage, what causes transition?",
+        "In the text, which alloy is tested?",
+        "What method does the present study use?",
+        "What model was used in the current study?",
+        "What does the proposed method improve?",
+        "What is described in the above text?",
+        "Which technique was described above?",
+        "Which parameters are discussed in the aforementioned experiment?",
+        # claims point at the passage the same way
+        "This study shows that heparin reduces clotting.",
+        "These results suggest a role for p53 in apoptosis.",
+        "The authors propose a new turbulence model.",
+    ],
+)
+def test_questions_that_point_at_the_passage_are_not_self_contained(question):
+    assert check_self_contained(question) == "not_self_contained"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "What is the boundary-layer transition Reynolds number on a flat plate?",
+        "How does shock wave angle depend on Mach number?",
+        "What causes flutter in swept wings at transonic speeds?",
+        "What is the effect of sweep on the drag of a wing at supersonic speeds?",
+        "What happens above the critical Mach number?",
+        "How long is the turbine warranty?",
+        "Does a visitor need an escort in the workshop?",
+        "Who reviews expense claims without receipts?",
+        "How often are noise surveys repeated in the turbine hall?",
+        # the nouns the check looks for, followed by what names them
+        "What were the results of the Framingham heart study?",
+        "What is the study of boundary layers called?",
+        "Who are the authors of the Federalist Papers?",
+        "Which text encoding does git use by default?",
+        "How is the passage of a bill through parliament delayed?",
+        "What is the model number of the NCX-400 controller?",
+        "What are the methods for water purification?",
+        "How is the data encrypted at rest?",
+        "How does the immune system respond to a viral infection?",
+        "What is the current system of income taxation in Norway?",
+        "What is the present value of an annuity?",
+        "What is the current flowing through a superconducting coil?",
+        "What was the former name of the Soviet space agency?",
+        # time words after "this", and "that" as a conjunction
+        "What happened to the economy this year?",
+        "Which drugs that inhibit kinase activity are approved?",
+        "Laminar flow turns turbulent at Reynolds numbers near 500,000.",
+        "heat transfer to a blunt body in hypersonic flow",
+    ],
+)
+def test_questions_that_name_their_subject_are_self_contained(question):
+    assert check_self_contained(question) is None
+
+
+# --------------------------------------------------------------------------- not a prompt example
+
+
+def test_content_words_drop_function_words_and_case():
+    assert content_words("How long is a Contractor pass valid?") == {"long", "contractor", "pass", "valid"}
+    assert content_words("What is it?") == frozenset()
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How long is a contractor pass valid?",
+        "  how long is a CONTRACTOR pass valid ",
+        "How long is the contractor pass valid for?",
+        "What does fault code E17 indicate on a pump controller?",
+        "Does a visitor need an escort in the workshop?",
+        "How many unused leave days can I carry into the next year?",
+    ],
+)
+def test_copies_of_the_few_shot_examples_are_rejected(question):
+    assert check_not_prompt_example(question, example_queries()) == "prompt_example"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How long is a visitor badge valid?",
+        "Does a contractor need an escort on the roof?",
+        "What does fault E415 on the NCX-400 controller mean?",
+        "How many unused holiday days roll over under the Fellside leave policy?",
+        "What is the boundary-layer transition Reynolds number on a flat plate?",
+    ],
+)
+def test_questions_that_share_a_few_words_with_an_example_pass(question):
+    assert check_not_prompt_example(question, example_queries()) is None
+
+
+def test_every_few_shot_example_is_caught_by_the_default_list():
+    for example in example_queries():
+        assert check_pair(example, "x", example, 8, SynthConfig()) == "prompt_example"
 
 
 # --------------------------------------------------------------------------- pair
@@ -187,6 +332,11 @@ def test_every_reason_code_is_listed():
         # well-formed is checked before grounding, grounding before copying
         ("Clean the intake screen, then acknowledge the alarm on the NCX-400.", "invented", 14, "not_a_question"),
         ("Should you clean the intake screen, then acknowledge the alarm?", "invented", 12, "ungrounded"),
+        # a prompt example is caught before grounding; pointing at the passage after copying
+        ("How long is a contractor pass valid?", "invented", 8, "prompt_example"),
+        ("What should an operator do when this alarm appears?", "Clean the intake screen", 10, "not_self_contained"),
+        ("Should this operator clean the intake screen, then acknowledge the alarm?", "Clean the intake screen", 12,
+         "copy"),
     ],
 )
 def test_check_pair_runs_the_checks_in_order(question, evidence, n_tokens, reason):
@@ -294,3 +444,41 @@ def test_round_trip_keeps_questions_that_find_their_chunk():
     assert checker.rank("When are photo ID badges issued at reception?", "badges") == 1
     assert checker.check("How many months of warranty does the controller hardware get?", "alarm") == "roundtrip_miss"
     assert checker.check("the and of", "alarm") == "roundtrip_miss"
+    assert checker.check("How many months of warranty does the controller hardware get?", "unknown") == "roundtrip_miss"
+
+
+def test_round_trip_top_k_sets_how_far_down_the_chunk_may_rank():
+    chunks = [make_chunk(f"c{n}", f"Pump {n} needs its inlet filter cleaned every {n} weeks.") for n in range(5)]
+    chunks.append(make_chunk("target", "The spare pump's inlet filter is cleaned monthly by the contractor during "
+                                       "the routine site inspection, which also covers valves, gauges and lights."))
+    question = "How often is the pump inlet filter cleaned?"
+    rank = RoundTripChecker(chunks, top_k=6).rank(question, "target")
+    assert rank is not None and rank > 1
+    assert RoundTripChecker(chunks, top_k=rank).check(question, "target") is None
+    assert RoundTripChecker(chunks, top_k=rank - 1).check(question, "target") == "roundtrip_miss"
+
+
+def test_a_chunk_with_the_same_text_counts_as_the_questions_own():
+    text = "Reception issues photo ID badges at 08:45 on your first day."
+    chunks = [make_chunk("copy-a", text), make_chunk("copy-b", "  " + text.upper()), make_chunk("other", CHUNK)]
+    checker = RoundTripChecker(chunks, top_k=1)
+    assert checker.rank("When does reception hand out photo ID badges?", "copy-b") == 1
+    assert checker.rank("When does reception hand out photo ID badges?", "other") is None
+
+
+def test_round_trip_by_the_base_model_finds_paraphrases_bm25_misses():
+    from domainfit.models import load_model
+
+    model = load_model("minilm")
+    chunks = [
+        make_chunk("alarm", CHUNK),
+        make_chunk("warranty", "The NCX-400 controller hardware is under warranty for 36 months from commissioning."),
+        make_chunk("badges", "Reception at Fellside Works issues photo ID badges at 08:45 on your first day."),
+        make_chunk("canteen", "The canteen serves hot lunches between noon and two o'clock on weekdays."),
+    ]
+    question = "For how long is new equipment covered against defects?"  # no word in common
+    assert RoundTripChecker(chunks, top_k=1).check(question, "warranty") == "roundtrip_miss"
+    by_model = RoundTripChecker(chunks, top_k=1, encode=model.encode)
+    assert by_model.rank(question, "warranty") == 1
+    assert by_model.check("When may I eat a warm meal at work?", "canteen") is None
+    assert by_model.check("When may I eat a warm meal at work?", "badges") == "roundtrip_miss"

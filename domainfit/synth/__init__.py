@@ -174,6 +174,15 @@ def _encoder(config: RunConfig, progress: bool):
     return encode
 
 
+def _roundtrip_checker(chunks: list[Chunk], config: RunConfig, encode) -> RoundTripChecker | None:
+    """The round-trip check over every chunk of the run, or None when ``synth.roundtrip`` is off."""
+    if not config.synth.roundtrip_on:
+        return None
+    if config.synth.roundtrip == "embedding":
+        return RoundTripChecker(chunks, config.synth.roundtrip_top_k, encode=encode)
+    return RoundTripChecker(chunks, config.synth.roundtrip_top_k)
+
+
 def spread_across_documents(chunks: list[Chunk], limit: int) -> list[Chunk]:
     """Up to ``limit`` chunks taken round-robin over documents, in document order.
 
@@ -230,9 +239,10 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
         store = SynthStore(run)
         state = store.recover()
         store.ensure_files()
-        duplicates = DuplicateFilter(_encoder(config, progress), config.synth.near_duplicate_cosine)
+        encode = _encoder(config, progress)
+        duplicates = DuplicateFilter(encode, config.synth.near_duplicate_cosine)
         duplicates.add_many(state.queries)
-        roundtrip = RoundTripChecker(chunks, config.synth.roundtrip_top_k) if config.synth.roundtrip_top_k else None
+        roundtrip = _roundtrip_checker(chunks, config, encode)
         checker = AnswerChecker(
             config.synth,
             lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),

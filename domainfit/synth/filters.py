@@ -4,24 +4,29 @@ Each check is a small pure function that returns ``None`` when the question pass
 and a short reason code when it does not (the code lands in ``rejected.jsonl``).
 :func:`check_pair` runs the stateless checks in a fixed order; duplicates are
 checked by a :class:`DuplicateFilter` that remembers the run's questions, and the
-optional round-trip check by a :class:`RoundTripChecker` over the run's chunks.
+round trip by a :class:`RoundTripChecker` over all the run's chunks. "Question"
+here means any query style (``synth.query_styles``): claims and keyword queries
+pass the same checks except the question-form one.
 
-=================  ================================================  ==========================
-reason             meaning                                           config key
-=================  ================================================  ==========================
-empty              no question text                                  -
-placeholder        template residue: ``[...]``, ``<question>``, XXX  -
-preamble           chatter: "Here are", "Sure", "Question 1:"        -
-too_short          fewer base-model tokens than allowed              ``question_min_tokens``
-too_long           more base-model tokens than allowed               ``question_max_tokens``
-not_a_question     no '?' and no interrogative/imperative opening    -
-missing_evidence   the answer gave no evidence span                  -
-ungrounded         evidence not (near-)verbatim in the chunk         ``grounding_min_ratio``
-copy               the question's word n-grams are the chunk's       ``copy_ngram``, ``copy_max_overlap``
-duplicate          same normalised text as an earlier question       -
-near_duplicate     embedding cosine at or above the threshold        ``near_duplicate_cosine``
-roundtrip_miss     BM25 does not rank the chunk in the top k         ``roundtrip_top_k``
-=================  ================================================  ==========================
+==================  ==================================================  ==========================
+reason              meaning                                             config key
+==================  ==================================================  ==========================
+empty               no question text                                    -
+placeholder         template residue: ``[...]``, ``<question>``, XXX    -
+preamble            chatter: "Here are", "Sure", "Question 1:"          -
+too_short           fewer base-model tokens than allowed                ``question_min_tokens``
+too_long            more base-model tokens than allowed                 ``question_max_tokens``
+not_a_question      no '?' and no interrogative/imperative opening      -
+wrong_style         a claim or keyword query that is not one            ``query_styles``
+prompt_example      (near) copy of one of the prompt's examples         -
+missing_evidence    the answer gave no evidence span                    -
+ungrounded          evidence not (near-)verbatim in the chunk           ``grounding_min_ratio``
+copy                the question's word n-grams are the chunk's         ``copy_ngram``, ``copy_max_overlap``
+not_self_contained  points at the passage: "this study", "the authors"  -
+duplicate           same normalised text as an earlier question         -
+near_duplicate      embedding cosine at or above the threshold          ``near_duplicate_cosine``
+roundtrip_miss      its chunk is not in the top k of all chunks         ``roundtrip``, ``roundtrip_top_k``
+==================  ==================================================  ==========================
 
 Example::
 
@@ -47,16 +52,19 @@ PREAMBLE = "preamble"
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
 NOT_A_QUESTION = "not_a_question"
+WRONG_STYLE = "wrong_style"
+PROMPT_EXAMPLE = "prompt_example"
 MISSING_EVIDENCE = "missing_evidence"
 UNGROUNDED = "ungrounded"
 COPY = "copy"
+NOT_SELF_CONTAINED = "not_self_contained"
 DUPLICATE = "duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 ROUNDTRIP_MISS = "roundtrip_miss"
 
 REASONS = (
-    EMPTY, PLACEHOLDER, PREAMBLE, TOO_SHORT, TOO_LONG, NOT_A_QUESTION, MISSING_EVIDENCE,
-    UNGROUNDED, COPY, DUPLICATE, NEAR_DUPLICATE, ROUNDTRIP_MISS,
+    EMPTY, PLACEHOLDER, PREAMBLE, TOO_SHORT, TOO_LONG, NOT_A_QUESTION, WRONG_STYLE, PROMPT_EXAMPLE,
+    MISSING_EVIDENCE, UNGROUNDED, COPY, NOT_SELF_CONTAINED, DUPLICATE, NEAR_DUPLICATE, ROUNDTRIP_MISS,
 )  # fmt: skip
 """Every reason code a check can return."""
 
@@ -213,17 +221,27 @@ _PLACEHOLDER = re.compile(
 )
 
 
-def check_well_formed(question: str, n_tokens: int, min_tokens: int, max_tokens: int) -> str | None:
-    """``None`` for a real question of acceptable length; else the first failing reason.
+KEYWORDS_MAX_WORDS = 12
+"""A keyword query longer than this is a sentence, not keywords."""
+
+
+def check_well_formed(
+    question: str, n_tokens: int, min_tokens: int, max_tokens: int, style: str = "question"
+) -> str | None:
+    """``None`` for a real query of acceptable length; else the first failing reason.
 
     Checks, in order: ``'empty'``, ``'placeholder'``, ``'preamble'``, ``'too_short'`` /
-    ``'too_long'`` (``n_tokens`` counted with the base model's tokenizer), and
-    ``'not_a_question'`` (no '?' and no interrogative or imperative first word).
+    ``'too_long'`` (``n_tokens`` counted with the base model's tokenizer), then the
+    form its ``style`` asks for: a question has a '?' or an interrogative or
+    imperative first word (``'not_a_question'``); a claim is not a question, and
+    keywords are neither a question nor longer than :data:`KEYWORDS_MAX_WORDS` words
+    (``'wrong_style'``).
 
     Example::
 
         check_well_formed("How long is the warranty?", 6, 4, 64)   # None
         check_well_formed("Here are two questions:", 5, 4, 64)     # 'preamble'
+        check_well_formed("Is the warranty long?", 5, 4, 64, "claim")   # 'wrong_style'
     """
     text = question.strip() if question else ""
     if not text:
@@ -238,37 +256,172 @@ def check_well_formed(question: str, n_tokens: int, min_tokens: int, max_tokens:
         return TOO_SHORT
     if n_tokens > max_tokens:
         return TOO_LONG
-    if not _looks_like_question(text):
-        return NOT_A_QUESTION
+    if style == "question":
+        return None if _looks_like_question(text) else NOT_A_QUESTION
+    if not any(char.isalpha() for char in text) or _ends_with_question_mark(text):
+        return WRONG_STYLE
+    if style == "keywords" and len(_words(text)) > KEYWORDS_MAX_WORDS:
+        return WRONG_STYLE
     return None
+
+
+def _ends_with_question_mark(text: str) -> bool:
+    return text.rstrip("\"'”’) ").endswith(("?", "？"))
 
 
 def _looks_like_question(text: str) -> bool:
     if not any(char.isalpha() for char in text):
         return False
-    if text.rstrip("\"'”’) ").endswith(("?", "？")):
+    if _ends_with_question_mark(text):
         return True
     words = _words(text)
     return bool(words) and words[0] in QUESTION_OPENINGS
 
 
+# --------------------------------------------------------------------------- self-contained
+
+_DOCUMENT_NOUNS = r"passage|text|document|excerpt|abstract|article|paper|paragraph|section|chapter|context|report"
+_STUDY_NOUNS = (
+    r"study|studies|research|work|experiments?|investigations?|analys[ie]s|trials?|surveys?|review|results|findings"
+    r"|data|dataset|methods?|approach|technique|model|system|framework|algorithm|scheme|procedure|measurements?"
+    r"|observations?|conclusions?|participants|cohort|mutations?|authors?"
+)
+_PEOPLE = r"authors?|researchers|investigators|participants|respondents"
+_OWN_WORK = r"study|paper|work|research|investigation|analysis|experiments?|findings|results|article|passage|text"
+_TIME_NOUNS = (
+    r"year|month|week|day|morning|afternoon|evening|night|weekend|season|quarter|decade|century"
+    r"|spring|summer|autumn|fall|winter|time"
+)
+# Words that end a reference to the passage's own subject: "what do the results show",
+# "what is the study about", "the paper's claim" (but not "the results of the Apollo
+# mission" or "the text encoding", where the noun is followed by what names it).
+_REFERENCE_END = (
+    r"(?:\s*(?:$|[?.,;:!)]|'s\b|’s\b)|\s+(?:is|are|was|were|show|shows|showed|shown|find|finds|found|suggest"
+    r"|suggests|suggested|report|reports|reported|describe|describes|described|say|says|said|state|states"
+    r"|stated|mention|mentions|mentioned|discuss|discusses|discussed|propose|proposes|proposed|present"
+    r"|presents|presented|conclude|concludes|concluded|indicate|indicates|indicated|reveal|reveals|revealed"
+    r"|demonstrate|demonstrates|demonstrated|imply|implies|implied|examine|examines|examined|investigate"
+    r"|investigates|investigated|focus|focuses|focused|explain|explains|explained|claim|claims|claimed|argue"
+    r"|argues|argued|mean|means|refer|refers|provide|provides|provided|identify|identifies|identified"
+    r"|measure|measures|measured|observe|observes|observed|conduct|conducts|conducted|obtain|obtains"
+    r"|obtained|do|does|did|have|has|had|can|could|would|should|will|about|regarding"
+    r"|what|how|which|why|who|when|where)\b)"
+)
+_NOT_SELF_CONTAINED = re.compile(
+    rf"""\b(?:this|these)\b(?!\s+(?:{_TIME_NOUNS})s?\b)
+      | \b(?:that|those)\s+(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS})\b
+      | \bthe\s+above\b | \babove[-\s]mentioned\b | \b(?:aforementioned|aforesaid|foregoing)\b
+      | \b(?:mentioned|described|listed|shown|stated|noted|outlined|discussed|cited)\s+(?:above|earlier|previously)\b
+      | \b(?:given|provided|following|previous|preceding)\s+(?:{_DOCUMENT_NOUNS})\b
+      | \bthe\s+(?:proposed|described|mentioned|reported|presented|discussed|given|said)
+               \s+(?:[\w-]+\s+)?(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS})\b
+      | \bthe\s+(?:present|current|new|previous|following)\s+(?:[\w-]+\s+)?(?:{_OWN_WORK})\b
+      | \bthe\s+(?:{_PEOPLE})\b(?!\s+of\b)
+      | \bthe\s+(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS}){_REFERENCE_END}""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def check_self_contained(question: str) -> str | None:
+    """``'not_self_contained'`` when the question points at the passage instead of naming its subject.
+
+    A search query is typed by someone who has not read the chunk: "What is the
+    purpose of this study?" or "What do the authors conclude?" can be answered by
+    every abstract in a corpus, so training on it teaches nothing (and the chunk
+    can't be found with it). Caught: *this/these* + anything but a time word;
+    *that/those* + a study or document noun; *above/aforementioned*; *the present /
+    proposed / described ... study*; *the authors / researchers* (unless "of ...");
+    *the study / results / paper ...* when nothing follows that names it ("the
+    results of the Apollo mission" passes); *in / according to the passage*.
+
+    Example::
+
+        check_self_contained("What is the purpose of this study?")                  # 'not_self_contained'
+        check_self_contained("What is the transition Reynolds number on a flat plate?")   # None
+    """
+    return NOT_SELF_CONTAINED if _NOT_SELF_CONTAINED.search(question) else None
+
+
+# --------------------------------------------------------------------------- not a prompt example
+
+
+_FUNCTION_WORDS = frozenset(
+    """a an the is are was were be been do does did of to in on at for by with from and or
+    i my me we our you your it its can could should would will shall may might must how what
+    which who whom whose why when where there that this""".split()
+)
+
+PROMPT_EXAMPLE_OVERLAP = 0.75
+"""Share of content words shared with an example (of the longer's) that counts as a copy of it."""
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The words of ``text`` that carry its subject: normalised, minus function words and 1-letter words.
+
+    Example::
+
+        content_words("How long is a contractor pass valid?")   # {'long', 'contractor', 'pass', 'valid'}
+    """
+    return frozenset(word for word in _words(text) if len(word) > 1 and word not in _FUNCTION_WORDS)
+
+
+def check_not_prompt_example(question: str, examples: Sequence[str], min_overlap: float = PROMPT_EXAMPLE_OVERLAP) -> str | None:
+    """``'prompt_example'`` when the question is one of the prompt's few-shot examples, or nearly.
+
+    A small model continuing a few-shot prompt often writes an example's question
+    again ("How long is a contractor pass valid?" under a biomedical abstract).
+    Near means the same text after :func:`normalize`, or at least ``min_overlap`` of
+    the content words (:func:`content_words`) of the longer of the two in common.
+
+    Example::
+
+        check_not_prompt_example("How long is the contractor pass valid for?", ["How long is a contractor pass valid?"])
+        # 'prompt_example'
+    """
+    key = normalize(question)
+    words = content_words(question)
+    for example in examples:
+        if key == normalize(example):
+            return PROMPT_EXAMPLE
+        theirs = content_words(example)
+        if words and theirs and len(words & theirs) / max(len(words), len(theirs)) >= min_overlap:
+            return PROMPT_EXAMPLE
+    return None
+
+
 # --------------------------------------------------------------------------- one pair
 
 
-def check_pair(question: str, evidence: str, chunk_text: str, n_tokens: int, config: SynthConfig) -> str | None:
-    """Run well-formed, grounded and not-a-copy in that order; ``None`` or the first reason.
+def check_pair(
+    question: str,
+    evidence: str,
+    chunk_text: str,
+    n_tokens: int,
+    config: SynthConfig,
+    style: str = "question",
+    examples: Sequence[str] | None = None,
+) -> str | None:
+    """Run the stateless checks in the table's order; ``None`` or the first reason.
 
-    Duplicates are checked separately (:class:`DuplicateFilter`): they depend on the
-    questions accepted so far.
+    Well-formed (for the query ``style``), not a prompt example (``examples``: the
+    few-shot queries of the prompt; default: every style's), grounded, not a copy,
+    self-contained. Duplicates and the round trip are checked separately
+    (:class:`DuplicateFilter`, :class:`RoundTripChecker`): they depend on the run.
 
     Example::
 
         reason = check_pair(q.question, q.evidence, chunk.text, count_tokens(tok, q.question)[0], cfg.synth)
     """
+    if examples is None:
+        from .prompts import example_queries
+
+        examples = example_queries()
     return (
-        check_well_formed(question, n_tokens, config.question_min_tokens, config.question_max_tokens)
+        check_well_formed(question, n_tokens, config.question_min_tokens, config.question_max_tokens, style)
+        or check_not_prompt_example(question, examples)
         or check_grounded(evidence, chunk_text, config.grounding_min_ratio)
         or check_not_copy(question, chunk_text, config.copy_ngram, config.copy_max_overlap)
+        or check_self_contained(question)
     )
 
 
@@ -374,10 +527,14 @@ def _unit_rows(vectors) -> np.ndarray:
 
 
 class RoundTripChecker:
-    """Keeps a question only if BM25 over the run's chunks ranks its own chunk in the top k.
+    """Keeps a question only if its own chunk ranks in the top k of all the run's chunks.
 
-    Off by default (``roundtrip_top_k = 0``): it rejects good paraphrasing questions
-    along with vague ones, so it suits corpora where BM25 is already decent.
+    A question that its chunk does not answer better than the other chunks do is
+    vague ("What is a valid encoding name?") or about something else, even when its
+    evidence sentence is grounded. Ranking is by BM25 (cheap, the default) or, when
+    ``encode`` is given, by cosine of the base model's embeddings (``synth.roundtrip
+    = "embedding"``; every chunk is embedded once). A chunk with the same text as the
+    question's own chunk (:func:`~domainfit.artifacts.normalize_text`) counts as it.
 
     Example::
 
@@ -385,29 +542,43 @@ class RoundTripChecker:
         checker.check("How long is the turbine warranty?", chunk.chunk_id)   # None or 'roundtrip_miss'
     """
 
-    def __init__(self, chunks: Sequence, top_k: int):
-        import bm25s
+    def __init__(self, chunks: Sequence, top_k: int, *, encode: Callable[[list[str]], np.ndarray] | None = None):
+        from ..artifacts import normalize_text
 
         self.top_k = top_k
         self.chunk_ids = [chunk.chunk_id for chunk in chunks]
-        self._bm25s = bm25s
-        self._retriever = bm25s.BM25()
-        self._retriever.index(
-            bm25s.tokenize([chunk.text for chunk in chunks], stopwords="en", show_progress=False),
-            show_progress=False,
-        )
+        texts = [chunk.text for chunk in chunks]
+        self._same_text = [normalize_text(text) for text in texts]
+        self._position = {chunk_id: index for index, chunk_id in enumerate(self.chunk_ids)}
+        self.encode = encode
+        if encode is not None:
+            self._vectors = _unit_rows(encode(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
+        else:
+            import bm25s
 
-    def rank(self, query: str, chunk_id: str) -> int | None:
-        """1-based rank of ``chunk_id`` for ``query`` among the top ``top_k``, or ``None``."""
-        k = min(self.top_k, len(self.chunk_ids))
-        if k == 0:
-            return None
+            self._bm25s = bm25s
+            self._retriever = bm25s.BM25()
+            self._retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+
+    def _top(self, query: str, k: int) -> list[int]:
+        """Indices of the ``k`` best chunks for ``query``, best first (only chunks that match at all)."""
+        if self.encode is not None:
+            scores = np.einsum("ij,j->i", self._vectors, _unit_rows(self.encode([query]))[0])
+            return [int(index) for index in np.argsort(-scores, kind="stable")[:k]]
         tokens = self._bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)
         if not tokens[0]:
-            return None
+            return []
         documents, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
-        for position, (index, score) in enumerate(zip(documents[0], scores[0]), start=1):
-            if score > 0 and self.chunk_ids[int(index)] == chunk_id:
+        return [int(index) for index, score in zip(documents[0], scores[0]) if score > 0]
+
+    def rank(self, query: str, chunk_id: str) -> int | None:
+        """1-based rank of ``chunk_id`` (or a same-text chunk) for ``query`` within the top ``top_k``, or ``None``."""
+        k = min(self.top_k, len(self.chunk_ids))
+        own = self._position.get(chunk_id)
+        if k == 0 or own is None:
+            return None
+        for position, index in enumerate(self._top(query, k), start=1):
+            if index == own or self._same_text[index] == self._same_text[own]:
                 return position
         return None
 

@@ -3,8 +3,8 @@
 :func:`generate_pairs` sends every eligible chunk that is not finished yet to the
 LLM (``llm.max_concurrency`` workers; the client bounds requests in flight),
 checks each returned question in one place (:class:`AnswerChecker`: well-formed,
-grounded, not a copy, optional round trip and LLM judge, then deduplicated
-against the whole run), and hands each chunk's pairs and rejects to a single
+not a prompt example, grounded, not a copy, self-contained, the round trip and
+the optional LLM judge, then deduplicated against the whole run), and hands each chunk's pairs and rejects to a single
 committer task that appends them in batches (one fsync per file per batch, in a
 worker thread) before marking the chunks done. A chunk's resume key
 (:func:`chunk_key`) hashes the chunk id with the prompt version, model and the
@@ -84,9 +84,10 @@ class Candidate:
 class AnswerChecker:
     """The one place where generated questions are judged, in a fixed order.
 
-    1. :func:`filters.check_pair` (well-formed, grounded, not a copy), stateless;
+    1. :func:`filters.check_pair` (well-formed, not a prompt example, grounded, not a
+       copy, self-contained), stateless;
     2. duplicate / near-duplicate against the run so far (:class:`filters.DuplicateFilter`);
-    3. optional BM25 round trip (``synth.roundtrip_top_k``);
+    3. the round trip over all chunks (``synth.roundtrip``, ``synth.roundtrip_top_k``);
     4. optional LLM judge (``synth.judge``; async, done by the caller between
        :meth:`screen` and :meth:`admit`);
     5. :meth:`admit` re-checks duplicates (another chunk may have won the race

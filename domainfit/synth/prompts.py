@@ -112,6 +112,11 @@ FEW_SHOT_EXAMPLES: list[tuple[str, list[tuple[str, str]]]] = [
     ),
 ]
 
+def example_queries() -> list[str]:
+    """Every query the few-shot prompts show as an example (the ``prompt_example`` check's list)."""
+    return [question for _passage, items in FEW_SHOT_EXAMPLES for question, _evidence in items]
+
+
 COMPLETION_HEADER = (
     "Each passage is followed by sentences copied from it (Evidence) and, for each one, a question "
     "a user would ask that the sentence answers, in the user's own words (Question).\n\n"
