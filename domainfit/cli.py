@@ -35,6 +35,9 @@ app = typer.Typer(
 
 ConfigOption = typer.Option(None, "--config", "-c", help="TOML config file (one table per stage).", exists=False)
 BaseModelOption = typer.Option(None, "--base-model", help="Embedding model: 'minilm', a local dir, or a cached hub id.")
+QueriesOption = typer.Option(
+    None, "--queries", help='Real queries, JSONL: {"query": "...", "relevant": ["path/in/DOCS"]} per line; never trained on.'
+)
 
 
 def _version(value: bool) -> None:
@@ -61,6 +64,10 @@ def _run_dir(run: Optional[Path], out: Optional[Path]) -> RunDir:
     if chosen is None:
         raise typer.BadParameter("give the run directory (RUN or --out RUN_DIR)")
     return RunDir(chosen)
+
+
+def _queries_path(queries: Optional[Path]) -> Optional[str]:
+    return None if queries is None else str(queries.expanduser().resolve())
 
 
 def _split_dims(dims: Optional[str]) -> Optional[list[int]]:
@@ -229,8 +236,12 @@ def evaluate(
     bm25: Optional[bool] = typer.Option(None, "--bm25/--no-bm25", help="Include the BM25 baseline."),
     split_by: Optional[str] = typer.Option(None, "--split-by", help="document, chunk or query (new splits only)."),
     batch_size: Optional[int] = typer.Option(None, help="Encoding batch size."),
+    queries: Optional[Path] = QueriesOption,
 ) -> None:
-    """Measure retrieval on held-out queries: base vs fine-tuned vs BM25, at every dim."""
+    """Measure retrieval on held-out queries: base vs fine-tuned vs BM25, at every dim.
+
+    With --queries FILE, real queries judged by document are the headline (last table).
+    """
     from .evaluate import evaluate_beir, run_evaluation
 
     cfg = _config(
@@ -241,9 +252,12 @@ def evaluate(
             "eval.bm25": bm25,
             "split.by": split_by,
             "eval.batch_size": batch_size,
+            "eval.queries": _queries_path(queries),
         },
     )
     if beir is not None:
+        if queries is not None:
+            raise typer.BadParameter("--queries is for a run directory; a BEIR folder brings its own queries")
         target = out or run
         if target is None:
             raise typer.BadParameter("--beir needs --out OUT for the results")
@@ -251,7 +265,10 @@ def evaluate(
     else:
         run_dir = _run_dir(run, None)
         result = run_evaluation(run_dir, cfg, models=model or [], out=RunDir(out) if out else None)
-    console.print(result.table())
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for table in result.tables():
+        console.print(table)
     console.print(result.summary(), highlight=False)
 
 
@@ -287,6 +304,7 @@ def run_all(
     loss: Optional[str] = typer.Option(None, help="cached-mnrl, mnrl or triplet."),
     epochs: Optional[float] = typer.Option(None, help="Training epochs."),
     from_stage: Optional[str] = typer.Option(None, "--from", help="Redo from this stage on (synth, split, mine, train, eval)."),
+    queries: Optional[Path] = QueriesOption,
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config (secrets masked) and exit."),
 ) -> None:
     """Do everything: synth -> split -> mine -> baseline eval -> train -> eval -> report; resumes."""
@@ -298,6 +316,7 @@ def run_all(
             "llm.model": llm_model,
             "train.loss": loss,
             "train.epochs": epochs,
+            "eval.queries": _queries_path(queries),
         },
     )
     if print_config:

@@ -300,6 +300,9 @@ class EvalConfig(_Section):
     accuracy_at_k: list[int] = Field([1, 3, 5, 10], min_length=1, description="accuracy cut-offs")
     precision_recall_at_k: list[int] = Field([1, 3, 5, 10], min_length=1, description="precision/recall cut-offs")
     bm25: bool = Field(True, description="include a BM25 baseline")
+    queries: str | None = Field(
+        None, description="JSONL of real queries judged by document (--queries); they head the report, never trained on"
+    )
     batch_size: int = Field(32, ge=1, description="encoding batch size (32 = sentence-transformers' evaluator)")
     score_block_mb: float = Field(
         256.0, gt=0, description="memory for one block of query x corpus scores; queries are ranked block by block"

@@ -139,6 +139,10 @@ def run_pipeline(
         raise DocumentError(f"document folder not found: {docs}")
     if from_stage is not None and from_stage not in STAGES:
         raise ConfigError(f"--from must be one of {', '.join(STAGES)}, got {from_stage!r}")
+    if config.eval.queries:
+        from .evaluate.queries import load_queries
+
+        load_queries(config.eval.queries)  # a bad queries file fails now, not after training
     run.ensure()
     update_manifest(
         run,
@@ -205,6 +209,7 @@ class _Stage:
 
 def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[_Stage]:
     synth_and_split = lambda: _hash_bytes(_synth_outputs(run).encode(), _split_outputs(run).encode())  # noqa: E731
+    real_queries = lambda: _file_bytes(Path(config.eval.queries)) if config.eval.queries else b""  # noqa: E731
     metrics_exist = lambda: (run.eval_dir / "metrics.json").exists()  # noqa: E731
     return [
         _Stage(
@@ -220,7 +225,12 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
             lambda: (run.splits_dir / "split.json").exists(),
         ),
         _Stage("mine", synth_and_split, lambda: _do_mine(run, config, progress), lambda: run.triplets.exists()),
-        _Stage("baseline", synth_and_split, lambda: _do_eval(run, config, include_finetuned=False), metrics_exist),
+        _Stage(
+            "baseline",
+            lambda: _hash_bytes(synth_and_split().encode(), real_queries()),
+            lambda: _do_eval(run, config, include_finetuned=False),
+            metrics_exist,
+        ),
         _Stage(
             "train",
             lambda: _hash_bytes(_split_outputs(run).encode(), _file_bytes(run.triplets)),
@@ -229,7 +239,7 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
         ),
         _Stage(
             "eval",
-            lambda: _hash_bytes(_split_outputs(run).encode(), _model_outputs(run).encode()),
+            lambda: _hash_bytes(_split_outputs(run).encode(), _model_outputs(run).encode(), real_queries()),
             lambda: _do_eval(run, config, include_finetuned=True),
             metrics_exist,
         ),

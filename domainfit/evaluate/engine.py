@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -25,40 +25,37 @@ from ..errors import EvaluationError
 from ..models import embedding_dim
 from . import report
 from .candidates import ModelSpec, load_dense, matryoshka_dims, model_weights_fingerprint
-from .metrics import MetricSpec, retrieval_metrics
+from .metrics import MetricSpec, score_ranking
 from .task import RetrievalTask
 
 
 def _relevance_by_index(task: RetrievalTask) -> list[dict[int, int]]:
-    position = {cid: index for index, cid in enumerate(task.corpus_ids)}
-    return [{position[cid]: grade for cid, grade in task.relevant[qid].items()} for qid in task.query_ids]
+    position = {rid: index for index, rid in enumerate(task.ranked_ids)}
+    return [{position[rid]: grade for rid, grade in task.relevant[qid].items()} for qid in task.query_ids]
 
 
-def score_ranking(
-    ranked: np.ndarray, relevant: list[dict[int, int]], n_corpus: int, spec: MetricSpec, *, graded: bool
-) -> dict[str, float]:
-    """Metrics of a ranking (query × top-k corpus indices) against per-query relevance by index."""
-    from .retrieval import relevance_matrix
+def _rank(task: RetrievalTask, score_block, k: int, budget_mb: float) -> np.ndarray:
+    """Top-k per query over the task's ranked entries (documents are max-pooled chunks)."""
+    from .pooling import rank_entries
 
-    grades, n_relevant = relevance_matrix(ranked, relevant, n_corpus)
-    if not graded:
-        return retrieval_metrics(grades > 0, n_relevant, spec)
-    ideal = np.zeros_like(grades)
-    for row, judged in enumerate(relevant):
-        best = sorted(judged.values(), reverse=True)[: grades.shape[1]]
-        ideal[row, : len(best)] = best
-    return retrieval_metrics(grades > 0, n_relevant, spec, gains=grades, ideal_gains=ideal)
+    return rank_entries(score_block, len(task.queries), task.corpus_ids, k, document_ids=task.document_ids,
+                        document_of=task.document_of, budget_mb=budget_mb)
 
 
 @dataclass
 class ModelResult:
-    """One model's metrics and costs, keyed by dim (a string, ``full`` for BM25)."""
+    """One model's metrics and costs, keyed by dim (a string, ``full`` for BM25).
+
+    ``rankings`` (top-k indices per query, per dim) are kept in memory for fusion; they
+    are not written anywhere.
+    """
 
     metrics: dict[str, dict[str, float]]
     latency_ms: dict[str, dict[str, float]]
     similarity: str = "cosine"
     seconds: float = 0.0
     model_dim: int | None = None
+    rankings: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: MetricSpec, *, batch_size: int = 32,
@@ -66,8 +63,11 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
     """Encode once at full size, then rank and score at every dim by truncation + renormalisation.
 
     Cosine scores unless the model's similarity is ``dot`` (then truncated, not renormalised).
+    With a task judged by document, each document ranks by its best chunk.
     """
-    from .retrieval import encode_texts, id_ranks, top_k, truncate
+    import torch
+
+    from .retrieval import encode_texts, truncate
 
     similarity = str(getattr(model, "similarity_fn_name", "cosine"))
     if similarity not in ("cosine", "dot"):
@@ -77,36 +77,37 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
     queries = encode_texts(model, task.queries, kind="query", batch_size=batch_size)
     encode_ms = (time.perf_counter() - started) * 1000 / len(task.queries)
     corpus = encode_texts(model, task.corpus, kind="document", batch_size=batch_size)
-    corpus_rank, relevant = id_ranks(task.corpus_ids), _relevance_by_index(task)
-    results, latency = {}, {}
+    relevant = _relevance_by_index(task)
+    results, latency, rankings = {}, {}, {}
     for dim in dims:
         if dim > corpus.shape[1]:
             raise EvaluationError(f"dim {dim} is larger than the model's {corpus.shape[1]}")
         normalize = similarity == "cosine"
         began = time.perf_counter()
-        ranked = top_k(truncate(queries, dim, normalize=normalize), truncate(corpus, dim, normalize=normalize),
-                       spec.max_k, corpus_rank=corpus_rank, budget_mb=budget_mb)
+        query_vectors = truncate(queries, dim, normalize=normalize)
+        corpus_t = truncate(corpus, dim, normalize=normalize).transpose(0, 1)
+        ranked = _rank(task, lambda a, b: torch.mm(query_vectors[a:b], corpus_t), spec.max_k, budget_mb)
         search_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
-        results[str(dim)] = score_ranking(ranked, relevant, len(task.corpus_ids), spec, graded=graded)
+        results[str(dim)] = score_ranking(ranked, relevant, len(task.ranked_ids), spec, graded=graded)
         latency[str(dim)] = _latency(encode_ms, search_ms)
-    return ModelResult(results, latency, similarity, time.perf_counter() - started, int(corpus.shape[1]))
+        rankings[str(dim)] = ranked
+    return ModelResult(results, latency, similarity, time.perf_counter() - started, int(corpus.shape[1]), rankings)
 
 
 def evaluate_bm25(task: RetrievalTask, spec: MetricSpec, *, budget_mb: float = 256.0,
                   graded: bool | None = None) -> ModelResult:
     """BM25 (bm25s) over the same corpus and queries: one result under the ``full`` key."""
     from .bm25 import BM25Retriever
-    from .retrieval import id_ranks
 
     graded = task.graded if graded is None else graded
     started = time.perf_counter()
     retriever = BM25Retriever(task.corpus)
     began = time.perf_counter()
-    ranked = retriever.top_k(task.queries, spec.max_k, corpus_rank=id_ranks(task.corpus_ids), budget_mb=budget_mb)
+    ranked = _rank(task, lambda a, b: retriever.scores(task.queries[a:b]), spec.max_k, budget_mb)
     search_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
-    metrics = score_ranking(ranked, _relevance_by_index(task), len(task.corpus_ids), spec, graded=graded)
+    metrics = score_ranking(ranked, _relevance_by_index(task), len(task.ranked_ids), spec, graded=graded)
     return ModelResult({report.FULL: metrics}, {report.FULL: _latency(0.0, search_ms)}, "bm25",
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, rankings={report.FULL: ranked})
 
 
 def _latency(encode_ms: float, search_ms: float) -> dict[str, float]:

@@ -132,3 +132,23 @@ def retrieval_metrics(
             ideal = _at(np.asarray(ideal_gains, dtype=np.float64), k) @ discounts
             scores[f"graded_ndcg@{k}"] = float(np.mean(dcg / ideal))
     return {name: scores[name] for name in spec.names(graded=gains is not None and ideal_gains is not None)}
+
+
+def score_ranking(
+    ranked: np.ndarray, relevant: list[dict[int, int]], n_corpus: int, spec: MetricSpec, *, graded: bool
+) -> dict[str, float]:
+    """Metrics of a ranking (query × top-k indices) against per-query relevance by index.
+
+    ``relevant[q]`` maps an index of the ranked entries (corpus entries, or documents
+    when chunks are pooled) to its grade; ``n_corpus`` is how many entries there are.
+    """
+    from .retrieval import relevance_matrix
+
+    grades, n_relevant = relevance_matrix(ranked, relevant, n_corpus)
+    if not graded:
+        return retrieval_metrics(grades > 0, n_relevant, spec)
+    ideal = np.zeros_like(grades)
+    for row, judged in enumerate(relevant):
+        best = sorted(judged.values(), reverse=True)[: grades.shape[1]]
+        ideal[row, : len(best)] = best
+    return retrieval_metrics(grades > 0, n_relevant, spec, gains=grades, ideal_gains=ideal)

@@ -49,6 +49,21 @@ def value(metrics: Metrics, label: str, dim: str, metric: str) -> float | None:
     return None if row is None else row.get(metric)
 
 
+SYNTHETIC_TITLE = "synthetic questions from the same generator (optimistic)"
+
+
+def evidence_title(metrics: Metrics) -> str:
+    """What the numbers rest on, in words: real queries, synthetic test questions, or a BEIR folder."""
+    meta = metrics.get(META, {})
+    queries, corpus = meta.get("queries", "?"), meta.get("corpus", "?")
+    if meta.get("evidence") == "queries":
+        return (f"on real queries ({Path(str(meta.get('source', 'file'))).name}): {queries} queries vs {corpus} "
+                f"documents ({meta.get('chunks', '?')} chunks)")
+    if meta.get("evidence") == "synthetic":
+        return f"on {SYNTHETIC_TITLE}: {queries} queries vs {corpus} chunks"
+    return f"on {queries} queries vs {corpus} documents"
+
+
 def delta(current: float | None, base: float | None) -> tuple[float | None, float | None]:
     """Absolute and relative (fraction) change against the base model."""
     if current is None or base is None:
@@ -98,8 +113,7 @@ def rich_table(metrics: Metrics, metric: str | None = None):
 
     metric = metric or main_metric(metrics)
     columns = dims(metrics) or [FULL]
-    meta = metrics.get(META, {})
-    table = Table(title=f"{metric}: {meta.get('queries', '?')} queries vs {meta.get('corpus', '?')} documents")
+    table = Table(title=f"{metric} {evidence_title(metrics)}")
     table.add_column("model", style="bold")
     for dim in columns:
         table.add_column(f"dim {dim}" if dim != FULL else "full", justify="right")

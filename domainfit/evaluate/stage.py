@@ -1,6 +1,11 @@
 """The eval stage: held-out queries (or a BEIR folder) against the whole corpus, every
 model at every Matryoshka dim, side by side, written to ``eval/``.
 
+With real queries (``queries=FILE``, ``--queries``; format in :mod:`.queries`) they
+are evaluated too, judged by document, and written to ``eval/queries/``; they are
+the headline evidence (``EvalResult.headline``) and the synthetic test split is
+shown below them.
+
 A model whose results are already in the target's ``metrics.json`` for the same
 corpus, queries, metrics and weights is not evaluated again, so the pipeline's
 baseline evaluation (``include_finetuned=False``) is not repeated after training.
@@ -18,69 +23,113 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifacts import RunDir, read_chunks, read_json, stage_run
+from ..artifacts import RunDir, content_hash, read_chunks, read_json, stage_run
 from ..config import RunConfig
-from ..errors import ArtifactError, EvaluationError
+from ..errors import ArtifactError, EvaluationError, SplitError
 from ..splits import Splits, ensure_splits, leaked_chunks
 from ..tracking import flat_metrics, log_final_metrics
 from . import report
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
+from .queries import load_queries, task_from_queries
 from .task import RetrievalTask, task_from_pairs
+
+QUERIES_DIR = "queries"
 
 
 @dataclass
 class EvalResult:
-    """What an evaluation wrote and found: ``metrics`` is the metrics.json content."""
+    """What an evaluation wrote and found.
+
+    ``metrics`` is the synthetic test split's metrics.json content (``{}`` when it was
+    skipped); ``queries_metrics`` the real queries' (``eval/queries/metrics.json``) or
+    None; ``warnings`` are one-line notes for the user (e.g. unknown relevant paths).
+    """
 
     eval_dir: Path
     metrics: dict[str, Any]
     files: dict[str, Path] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)
+    queries_metrics: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self.metrics[report.META]
+        return self.headline[report.META]
+
+    @property
+    def headline(self) -> dict[str, Any]:
+        """The evidence the result rests on: real queries when given, else the synthetic test split."""
+        return self.queries_metrics or self.metrics
+
+    @property
+    def evidence(self) -> str:
+        """``queries`` (real queries from a file) or ``synthetic`` (the generated test split)."""
+        return "queries" if self.queries_metrics else "synthetic"
 
     def labels(self) -> list[str]:
-        return report.labels(self.metrics)
+        return report.labels(self.headline)
 
     def counts(self) -> dict[str, Any]:
         """What goes into the manifest."""
-        return {
-            "queries": self.meta.get("queries"),
-            "corpus": self.meta.get("corpus"),
-            "models": len(self.labels()),
-            "dims": len(report.dims(self.metrics)),
-            "reused_models": len(self.reused),
-            "leaked_chunks": self.meta.get("leak_check", {}).get("leaked_chunks", 0),
-        }
+        counts: dict[str, Any] = {"evidence": self.evidence}
+        if self.metrics:
+            meta = self.metrics[report.META]
+            counts.update({
+                "queries": meta.get("queries"),
+                "corpus": meta.get("corpus"),
+                "leaked_chunks": meta.get("leak_check", {}).get("leaked_chunks", 0),
+            })
+        if self.queries_metrics:
+            meta = self.queries_metrics[report.META]
+            counts.update({
+                "real_queries": meta.get("queries"),
+                "real_queries_documents": meta.get("corpus"),
+                "unknown_relevant_paths": meta.get("unknown_relevant", {}).get("paths", 0),
+            })
+        counts.update({"models": len(self.labels()), "dims": len(report.dims(self.headline)),
+                       "reused_models": len(self.reused)})
+        return counts
+
+    def tables(self) -> list:
+        """The terminal tables (rich), the headline last."""
+        return [report.rich_table(metrics) for metrics in (self.metrics, self.queries_metrics) if metrics]
 
     def table(self):
-        """The main table for the terminal (rich)."""
-        return report.rich_table(self.metrics)
+        """The headline table for the terminal (rich)."""
+        return report.rich_table(self.headline)
 
     def markdown(self) -> str:
-        return report.markdown_table(self.metrics)
+        return report.markdown_table(self.headline)
 
     def summary(self) -> str:
-        metric = report.main_metric(self.metrics)
-        dims = report.dims(self.metrics)
-        dim = dims[0] if dims else report.FULL
-        parts = []
-        for label in self.labels():
-            current = report.value(self.metrics, label, dim, metric)
-            absolute, relative = report.delta(current, report.value(self.metrics, report.BASE, dim, metric))
-            if label == report.BASE or absolute is None:
-                parts.append(f"{label} {current:.4f}")
-            else:
-                parts.append(f"{label} {current:.4f} ({absolute:+.4f}, {relative * 100 if relative else 0:+.1f}%)")
-        split = self.meta.get("split")
-        how = f"split by {split['by']}, leak check {self.meta['leak_check']['status']}" if split else self.meta.get("name")
-        return (
-            f"eval: {self.meta['queries']} queries vs {self.meta['corpus']} documents ({how}); "
-            f"{metric} at dim {dim}: " + ", ".join(parts) + f"\nreport: {self.eval_dir / 'report.md'}"
-        )
+        lines = [*(f"warning: {warning}" for warning in self.warnings)]
+        if self.metrics:
+            lines.append(_summary_line(self.metrics, "synthetic test questions" if self.queries_metrics else "eval"))
+        if self.queries_metrics:
+            lines.append(_summary_line(self.queries_metrics, "real queries (headline)"))
+        lines.append(f"report: {self.eval_dir / 'report.md'}")
+        return "\n".join(lines)
+
+
+def _summary_line(metrics: dict[str, Any], title: str) -> str:
+    meta = metrics[report.META]
+    metric = report.main_metric(metrics)
+    dims = report.dims(metrics)
+    dim = dims[0] if dims else report.FULL
+    parts = []
+    for label in report.labels(metrics):
+        current = report.value(metrics, label, dim, metric)
+        absolute, relative = report.delta(current, report.value(metrics, report.BASE, dim, metric))
+        if label == report.BASE or absolute is None:
+            parts.append(f"{label} {current:.4f}")
+        else:
+            parts.append(f"{label} {current:.4f} ({absolute:+.4f}, {relative * 100 if relative else 0:+.1f}%)")
+    split = meta.get("split")
+    how = f"split by {split['by']}, leak check {meta['leak_check']['status']}" if split else meta.get("name")
+    unit = "documents" if meta.get("judged_by") == "document" or not split else "chunks"
+    return (f"{title}: {meta['queries']} queries vs {meta['corpus']} {unit} ({how}); "
+            f"{metric} at dim {dim}: " + ", ".join(parts))
 
 
 def _previous_metrics(eval_dir: Path) -> dict[str, Any] | None:
@@ -90,17 +139,40 @@ def _previous_metrics(eval_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _finish(target: RunDir, task: RetrievalTask, specs: list[ModelSpec], config: RunConfig, *,
-            meta: dict[str, Any], stage: str) -> EvalResult:
+@dataclass
+class _Evidence:
+    """One task to evaluate and where its files go."""
+
+    task: RetrievalTask
+    eval_dir: Path
+    meta: dict[str, Any]
+
+
+def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], config: RunConfig, *,
+            stage: str, queries: _Evidence | None = None, warnings: Sequence[str] = ()) -> EvalResult:
     with stage_run(target.ensure(), stage, config_hash=config.section_hash("eval", "split")) as record:
-        previous = _previous_metrics(target.eval_dir)
-        metrics, reused = evaluate_task(task, specs, config, previous=previous, meta=meta)
-        files = report.write_reports(target.eval_dir, metrics)
-        result = EvalResult(target.eval_dir, metrics, files, reused)
-        record.input_hash = metrics[report.META]["queries_hash"]
+        done: list[dict[str, Any]] = []
+        files: dict[str, Path] = {}
+        reused: list[str] = []
+        for item in [*evidence, *([queries] if queries else [])]:
+            metrics, reused_here = evaluate_task(item.task, specs, config, previous=_previous_metrics(item.eval_dir),
+                                                 meta=item.meta)
+            written = report.write_reports(item.eval_dir, metrics)
+            prefix = "" if item.eval_dir == target.eval_dir else f"{item.eval_dir.name}_"
+            files.update({f"{prefix}{key}": path for key, path in written.items()})
+            reused = reused or reused_here
+            done.append(metrics)
+        synthetic = done[0] if evidence else {}
+        result = EvalResult(target.eval_dir, synthetic, files, reused,
+                            queries_metrics=done[-1] if queries else None, warnings=list(warnings))
+        record.input_hash = content_hash(*(metrics[report.META]["queries_hash"] for metrics in done))
         record.counts.update(result.counts())
         record.details.update({"labels": result.labels(), "main_table": result.markdown()})
-    scores = {label: metrics[label] for label in result.labels()}
+        if warnings:
+            record.details["warnings"] = list(warnings)
+    scores: dict[str, Any] = {label: result.metrics[label] for label in report.labels(result.metrics)}
+    if result.queries_metrics:
+        scores[QUERIES_DIR] = {label: result.queries_metrics[label] for label in report.labels(result.queries_metrics)}
     log_final_metrics(target, config.train.report_to, flat_metrics(scores, stage))
     return result
 
@@ -114,21 +186,51 @@ def run_evaluation(
     labels: Sequence[str] | None = None,
     include_finetuned: bool = True,
     stage: str = "eval",
+    queries: str | Path | None = None,
 ) -> EvalResult:
-    """Evaluate the run's held-out test queries against all of its chunks.
+    """Evaluate the run's held-out test queries (and real queries, if given) against all of its chunks.
 
     Queries are the test split's reviewed pairs; the corpus is every chunk; a query's
     relevant chunks are its own and any chunk with the same normalised text. Models:
     ``base``, ``finetuned`` (``RUN/model`` if it exists and ``include_finetuned``),
     each of ``models`` (``LABEL=PATH`` or ``PATH``), and ``bm25`` if ``eval.bm25``.
     ``labels`` keeps only those labels. Results go to ``(out or run)/eval/``.
+
+    ``queries`` (default ``eval.queries``) is a JSONL file of real queries judged by
+    document (see :mod:`.queries`); they go to ``eval/queries/`` and are the headline.
+    With real queries, a run without synthetic test pairs is evaluated on those alone.
     """
     from ..models import enforce_offline
-    from ..review import reviewed_pairs
 
     enforce_offline(config.allow_downloads)
-    pairs, _ = reviewed_pairs(run)
+    queries = queries if queries is not None else config.eval.queries
+    target = out or run
     chunks = read_chunks(run.chunks)
+    finetuned = run.model_dir if include_finetuned and run.model_dir.exists() else None
+    specs = candidate_models(config, models, finetuned=finetuned)
+    if labels is not None:
+        specs = [spec for spec in specs if spec.label in set(labels)]
+        if not specs:
+            raise EvaluationError(f"none of the labels {list(labels)} is among the models to evaluate")
+    warnings: list[str] = []
+    real = None
+    if queries is not None:
+        real, warning = _real_queries(Path(queries), chunks, target)
+        warnings += [warning] if warning else []
+    try:
+        evidence = [_synthetic_evidence(run, config, chunks, target)]
+    except (EvaluationError, ArtifactError, SplitError) as error:
+        if real is None:
+            raise
+        evidence = []
+        warnings.append(f"synthetic test split not evaluated: {error}")
+    return _finish(target, evidence, specs, config, stage=stage, queries=real, warnings=warnings)
+
+
+def _synthetic_evidence(run: RunDir, config: RunConfig, chunks, target: RunDir) -> _Evidence:
+    from ..review import reviewed_pairs
+
+    pairs, _ = reviewed_pairs(run)
     splits = ensure_splits(run, config.split)
     by_id = {pair.pair_id: pair for pair in pairs}
     test_pairs = [by_id[pid] for pid in splits.test if pid in by_id]
@@ -139,14 +241,9 @@ def run_evaluation(
         )
     leak = _leak_check(splits, pairs, chunks, run)
     task = task_from_pairs(test_pairs, chunks, name=run.root.name)
-    finetuned = run.model_dir if include_finetuned and run.model_dir.exists() else None
-    specs = candidate_models(config, models, finetuned=finetuned)
-    if labels is not None:
-        specs = [spec for spec in specs if spec.label in set(labels)]
-        if not specs:
-            raise EvaluationError(f"none of the labels {list(labels)} is among the models to evaluate")
     meta = {
         "source": str(run.root),
+        "evidence": "synthetic",
         "split": {
             "by": splits.by,
             "seed": splits.seed,
@@ -158,7 +255,23 @@ def run_evaluation(
         },
         "leak_check": leak,
     }
-    return _finish(out or run, task, specs, config, meta=meta, stage=stage)
+    return _Evidence(task, target.eval_dir, meta)
+
+
+def _real_queries(path: Path, chunks, target: RunDir) -> tuple[_Evidence, str]:
+    """The queries file as a task judged by document, and a warning line for unknown paths ('' if none)."""
+    real = load_queries(path)
+    task, unknown = task_from_queries(real, chunks, source=str(path), name=f"real queries ({path.name})")
+    meta = {
+        "source": str(path),
+        "evidence": "queries",
+        "split": None,
+        "leak_check": {"status": "not applicable (real queries, never trained on)", "leaked_chunks": 0},
+        "queries_in_file": len(real),
+        "unknown_relevant": unknown.as_dict(),
+    }
+    warning = unknown.warning(str(path), len(task.ranked_ids)) if unknown else ""
+    return _Evidence(task, target.eval_dir / QUERIES_DIR, meta), warning
 
 
 def _leak_check(splits: Splits, pairs, chunks, run: RunDir) -> dict[str, Any]:
@@ -195,4 +308,4 @@ def evaluate_beir(
     specs = candidate_models(config, models)
     meta = {"source": f"BEIR folder {beir_dir} (qrels/{split}.tsv)", "split": None,
             "leak_check": {"status": "not applicable (human-written queries)", "leaked_chunks": 0}}
-    return _finish(out, task, specs, config, meta=meta, stage=stage)
+    return _finish(out, [_Evidence(task, out.eval_dir, meta)], specs, config, stage=stage)

@@ -1,8 +1,13 @@
 """A retrieval task: queries, a corpus, and which corpus entries answer each query.
 
-Built from a run's held-out pairs (:func:`task_from_pairs`) or from a BEIR folder
-(:mod:`.beir`). Chunks whose normalised text is identical share relevance: a query
-written for one copy is answered by every copy, so a duplicate is not scored as a miss.
+Built from a run's held-out pairs (:func:`task_from_pairs`), from a BEIR folder
+(:mod:`.beir`) or from a file of real queries judged by document (:mod:`.queries`).
+Chunks whose normalised text is identical share relevance: a query written for one
+copy is answered by every copy, so a duplicate is not scored as a miss.
+
+When ``document_ids`` is set the corpus entries are chunks of those documents
+(``document_of[i]`` is chunk ``i``'s document), relevance names documents, and a
+document ranks by its best chunk.
 
 Example::
 
@@ -32,6 +37,18 @@ class RetrievalTask:
     relevant: dict[str, dict[str, int]]
     name: str = "held-out"
     details: dict[str, Any] = field(default_factory=dict)
+    document_ids: list[str] | None = None
+    document_of: list[int] | None = None
+
+    @property
+    def by_document(self) -> bool:
+        """True when relevance is judged on documents and chunk scores are max-pooled."""
+        return self.document_ids is not None
+
+    @property
+    def ranked_ids(self) -> list[str]:
+        """The ids a ranking is over: documents when judged by document, else the corpus entries."""
+        return self.document_ids if self.document_ids is not None else self.corpus_ids
 
     @property
     def graded(self) -> bool:
@@ -53,12 +70,19 @@ class RetrievalTask:
             raise EvaluationError(f"{len(self.corpus_ids) - len(set(self.corpus_ids))} duplicate corpus id(s){where}")
         if len(set(self.query_ids)) != len(self.query_ids):
             raise EvaluationError(f"{len(self.query_ids) - len(set(self.query_ids))} duplicate query id(s){where}")
+        if self.by_document:
+            if self.document_of is None or len(self.document_of) != len(self.corpus_ids):
+                raise EvaluationError(f"every corpus entry needs its document{where}")
+            if len(set(self.ranked_ids)) != len(self.ranked_ids):
+                raise EvaluationError(f"duplicate document id(s){where}")
+            if any(not 0 <= index < len(self.ranked_ids) for index in self.document_of):
+                raise EvaluationError(f"a corpus entry points at no document{where}")
         without = [qid for qid in self.query_ids if not self.relevant.get(qid)]
         if without:
             raise EvaluationError(
                 f"{len(without)} of {len(self.query_ids)} queries have no relevant document{where}, e.g. {without[0]}"
             )
-        known = set(self.corpus_ids)
+        known = set(self.ranked_ids)
         missing = sorted({cid for qid in self.query_ids for cid in self.relevant[qid]} - known)
         if missing:
             raise EvaluationError(
@@ -68,6 +92,9 @@ class RetrievalTask:
     def fingerprints(self) -> dict[str, str]:
         """Hashes of the corpus and of the queries+judgements: when they match, results can be reused."""
         corpus = content_hash(*(f"{cid}\x1e{text}" for cid, text in zip(self.corpus_ids, self.corpus)))
+        if self.by_document:
+            documents = self.ranked_ids
+            corpus = content_hash(corpus, *(documents[index] for index in self.document_of or []))
         queries = content_hash(
             *(
                 f"{qid}\x1e{text}\x1e{sorted(self.relevant[qid].items())}"
@@ -80,7 +107,8 @@ class RetrievalTask:
         judged = [len(self.relevant[qid]) for qid in self.query_ids]
         return {
             "queries": len(self.query_ids),
-            "corpus": len(self.corpus_ids),
+            "corpus": len(self.ranked_ids),
+            **({"chunks": len(self.corpus_ids), "judged_by": "document"} if self.by_document else {}),
             "relevant_per_query": round(sum(judged) / max(1, len(judged)), 3),
             **self.details,
         }
