@@ -331,6 +331,8 @@ def run_all(
     console.print(result.summary())
 
 
+INTERRUPTED = "interrupted: finished work is saved; run the same command to resume"
+
 _DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 """Write errors a user fixes by freeing space or picking another --out: one line, no traceback."""
 
@@ -350,8 +352,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         where = f"{error.filename}: " if error.filename else ""
         err_console.print(f"[bold red]error:[/] {escape(f'cannot write {where}{error.strerror}')}", highlight=False)
         sys.exit(2)
+    except SystemExit as stop:
+        if stop.code == 130:  # typer turns Ctrl-C into Exit(130) before it reaches us
+            err_console.print(INTERRUPTED, highlight=False)
+        raise
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished work is saved; run the same command to resume", highlight=False)
+        err_console.print(INTERRUPTED, highlight=False)
         sys.exit(130)
 
 

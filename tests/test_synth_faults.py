@@ -179,3 +179,35 @@ def test_a_full_disk_is_one_line_and_the_rerun_rolls_back_to_the_last_commit(tmp
     assert len(pairs) == 6 and len({pair.pair_id for pair in pairs}) == 6  # 3 chunks x 2, none twice
     assert read_jsonl(run / "rejected.jsonl") == []  # no false duplicates
     assert "chunks done: 3/3" in out
+
+
+# --------------------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.slow  # a subprocess that loads the base model
+@pytest.mark.parametrize("verb", ["synth", "run"])
+def test_ctrl_c_exits_130_keeps_the_work_and_prints_the_resume_hint(tmp_path, verb):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    docs = write_sample_docs(tmp_path / "docs")
+    run = tmp_path / "run"
+    with OpenAIStub(latency_s=0.5, completion_renderer=prompts.render_completion) as stub:
+        command = [sys.executable, "-m", "domainfit.cli", verb, str(docs), "--out", str(run),
+                   "--llm-base-url", stub.base_url, "--llm-model", "stub"]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell's & would ignore SIGINT
+        )  # fmt: skip
+        deadline = time.monotonic() + 300
+        while not (run / "synth_done.jsonl").exists() or not (run / "synth_done.jsonl").read_text().strip():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted: finished work is saved; run the same command to resume"
+    assert read_jsonl(run / "pairs.jsonl")
