@@ -14,6 +14,7 @@ import pytest
 from domainfit.artifacts import Chunk, Pair, RunDir, read_json, read_jsonl, stage_record, write_chunks, write_jsonl
 from domainfit.config import SplitConfig, TrainConfig, load_config
 from domainfit.errors import TrainingError
+from conftest import financial_rows, run_from_rows
 from domainfit.splits import Splits, write_splits
 from domainfit.train import (
     auto_batch_size,
@@ -427,3 +428,23 @@ def test_triplet_loss_trains_on_triplet_rows(tiny_run, tiny_model, one_thread):
     assert result.loss.startswith("TripletLoss (cosine, margin 0.3)")
     _assert_loss_went_down(tiny_run)
     _assert_model_encodes_at_each_dim(result.model_dir, [TINY_DIM])
+
+
+@pytest.mark.slow
+def test_base_merge_ratio_writes_a_model_halfway_between_base_and_tuned(tiny_run, tiny_model, one_thread, tmp_path):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    tuned_run = run_from_rows(tmp_path / "tuned", financial_rows(120))
+    run_training(tuned_run, tiny_config(tiny_model, epochs=1, seed=7), progress=False)
+    result = run_training(tiny_run, tiny_config(tiny_model, epochs=1, seed=7, base_merge_ratio=0.5), progress=False)
+
+    def weights(path):
+        return SentenceTransformer(str(path), device="cpu").state_dict()
+
+    base, tuned, merged = weights(tiny_model), weights(tuned_run.model_dir), weights(result.model_dir)
+    name = next(key for key in base if key.endswith("query.weight"))
+    assert not torch.allclose(tuned[name], base[name])
+    assert torch.allclose(merged[name], (tuned[name] + base[name]) / 2, atol=1e-6)
+    assert result.base_merge_ratio == 0.5 and "WiSE-FT" in result.summary()
+    assert read_json(result.model_dir / "domainfit_training.json")["base_merge_ratio"] == 0.5

@@ -37,6 +37,7 @@ class TrainResult:
     best_metric: tuple[str, float] | None = None
     val_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     loss_config: dict[str, Any] = field(default_factory=dict)
+    base_merge_ratio: float = 0.0
     discarded_checkpoints: list[str] = field(default_factory=list)
     is_main_process: bool = True
     seconds: float = 0.0
@@ -51,6 +52,7 @@ class TrainResult:
             "base_model": self.base_model,
             "loss": self.loss,
             "loss_config": self.loss_config,
+            "base_merge_ratio": self.base_merge_ratio,
             "dims": self.dims,
             "counts": self.counts,
             "batch_size": self.batch_size,
@@ -82,6 +84,8 @@ class TrainResult:
             lines.append(f"  resumed from {self.resumed_from} ({self.steps_this_run} steps this run)")
         if self.discarded_checkpoints:
             lines.append(f"  discarded checkpoints of another config or cut short: {', '.join(self.discarded_checkpoints)}")
+        if self.base_merge_ratio:
+            lines.append(f"  merged with the base model: {self.base_merge_ratio:g} of its weights (WiSE-FT)")
         if self.val_metrics:
             cells = " | ".join(f"{dim}: {values.get('ndcg@10', float('nan')):.4f}" for dim, values in self.val_metrics.items())
             lines.append(f"  validation ndcg@10 by dim: {cells}")

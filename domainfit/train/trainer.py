@@ -47,6 +47,7 @@ from .data import to_datasets
 from .evaluation import build_evaluator
 from .inputs import TrainingInputs
 from .losses import build_loss, inner_loss_config, loss_description
+from .merge import merge_with_base
 from .result import TrainResult
 
 #: train.* keys that do not change the trained weights: changing them keeps checkpoints.
@@ -155,11 +156,16 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         evaluator=evaluator,
         callbacks=callbacks,
     )
+    base_state = _base_weights(model) if settings.base_merge_ratio > 0 else None
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]
     best = _best_evaluation(history, metric)
+    if base_state is not None:
+        merge_with_base(trainer.model, base_state, settings.base_merge_ratio)
+        if evaluator is not None:
+            best = {f"eval_{name}": value for name, value in evaluator(trainer.model).items()}
     result = TrainResult(
         model_dir=run.model_dir,
         base_model=config.base_model,
@@ -180,6 +186,7 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         best_metric=(metric, float(best[metric])) if best else None,
         val_metrics=_metrics_by_dim(best, dims, model_dim, similarity) if best else {},
         loss_config=inner_loss_config(loss),
+        base_merge_ratio=settings.base_merge_ratio,
         discarded_checkpoints=discarded,
         is_main_process=state.is_main_process,
     )
@@ -193,6 +200,11 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
     state.wait_for_everyone()
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+def _base_weights(model) -> dict:
+    """A CPU copy of the weights before training: what the WiSE-FT merge averages back in."""
+    return {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
 
 
 def save_model(model, target: Path, result: TrainResult) -> None:
