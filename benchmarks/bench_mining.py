@@ -299,7 +299,8 @@ def bench_b(args) -> None:
     import numpy as np
 
     from domainfit.config import MiningConfig
-    from domainfit.mining import ChunkIndex, ChunkRef, mine_negatives
+    from domainfit.mining import ChunkIndex, mine_negatives
+    from domainfit.mining.negatives import ChunkRef
 
     rows, queries, dim = args.rows, args.queries, 384
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_mining_b_"))
@@ -338,7 +339,7 @@ def bench_b(args) -> None:
     if ann is not None:
         print(f"  ANN: nprobes {ann.nprobes}/{ann.num_partitions}, refine {ann.refine_factor}, recall {ann.recall:.4f} "
               f"of exact top-{ann.limit} on {ann.sample_queries} queries", flush=True)
-    print("  " + outcome.stats.describe().replace("\n", "\n  "), flush=True)
+    print("  " + outcome.stats.summary().replace("\n", "\n  "), flush=True)
     if not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)
 

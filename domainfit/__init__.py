@@ -13,7 +13,32 @@ Example::
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names below load lazily
+    from . import models
+    from .artifacts import Chunk, Pair, RunDir
+    from .config import (
+        EvalConfig,
+        ExportConfig,
+        LLMConfig,
+        MiningConfig,
+        ReviewConfig,
+        RunConfig,
+        SplitConfig,
+        SynthConfig,
+        TrainConfig,
+        load_config,
+    )
+    from .errors import DomainfitError
+    from .evaluate import evaluate_beir, run_evaluation
+    from .export import run_export
+    from .mining import run_mining
+    from .pipeline import run_pipeline
+    from .review import reviewed_pairs, run_review
+    from .splits import make_splits
+    from .synth import run_synth
+    from .train import run_training
 
 __version__ = "0.1.0"
 
@@ -26,6 +51,7 @@ _EXPORTS = {
     "MiningConfig": ".config",
     "TrainConfig": ".config",
     "EvalConfig": ".config",
+    "ReviewConfig": ".config",
     "load_config": ".config",
     "RunDir": ".artifacts",
     "Chunk": ".artifacts",
@@ -41,6 +67,7 @@ _EXPORTS = {
     "ExportConfig": ".config",
     "make_splits": ".splits",
     "reviewed_pairs": ".review",
+    "run_review": ".review",
     "run_pipeline": ".pipeline",
     # submodules
     "models": ".models",

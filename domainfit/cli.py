@@ -132,10 +132,10 @@ def review(
     open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser."),
 ) -> None:
     """Serve a local page to accept, reject and edit generated pairs; prints its URL with a token."""
-    from .review import serve
+    from .review import run_review
 
     cfg = _config(config, {"review.host": host, "review.port": port})
-    summary = serve(
+    summary = run_review(
         _run_dir(run, out),
         host=cfg.review.host,
         port=cfg.review.port,

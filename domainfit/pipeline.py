@@ -281,7 +281,7 @@ def _do_split(run: RunDir, config: RunConfig) -> str:
     pairs, review = reviewed_pairs(run)
     splits = make_splits(pairs, read_chunks(run.chunks), config.split)
     write_splits(run, splits, pairs)
-    update_manifest(run, review=review.as_counts(), split={"by": splits.by, **splits.counts()})
+    update_manifest(run, review=review.counts(), split={"by": splits.by, **splits.counts()})
     counts = splits.counts()
     return f"split by {splits.by}: {counts['train']} train, {counts['val']} val, {counts['test']} test pairs"
 

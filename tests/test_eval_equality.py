@@ -12,7 +12,8 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 
 from domainfit.artifacts import read_chunks
 from domainfit.config import SplitConfig
-from domainfit.evaluate import MetricSpec, evaluate_dense, load_dense, task_from_pairs
+from domainfit.evaluate import MetricSpec, evaluate_dense, task_from_pairs
+from domainfit.evaluate.candidates import load_dense
 from domainfit.splits import ensure_splits
 from domainfit.review import reviewed_pairs
 

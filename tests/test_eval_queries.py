@@ -16,7 +16,8 @@ from domainfit.artifacts import read_chunks, read_manifest
 from domainfit.cli import main
 from domainfit.config import RunConfig
 from domainfit.errors import EvaluationError
-from domainfit.evaluate import MetricSpec, load_dense, run_evaluation
+from domainfit.evaluate import MetricSpec, run_evaluation
+from domainfit.evaluate.candidates import load_dense
 from domainfit.evaluate.pooling import document_metrics, pool_max, rank_documents
 from domainfit.evaluate.queries import load_queries, task_from_queries
 from domainfit.evaluate.retrieval import encode_texts

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from domainfit.config import RunConfig
-from domainfit.evaluate import MetricSpec, RetrievalTask, evaluate_bm25, evaluate_dense, evaluate_task, load_dense
+from domainfit.evaluate import MetricSpec, RetrievalTask, evaluate_dense, evaluate_task
+from domainfit.evaluate.candidates import load_dense
+from domainfit.evaluate.engine import evaluate_bm25
 from domainfit.evaluate.bm25 import BM25Retriever
 from domainfit.evaluate.retrieval import id_ranks
 from domainfit.evaluate.stage import ModelSpec

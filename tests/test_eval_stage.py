@@ -15,7 +15,8 @@ from conftest import financial_rows, run_from_rows
 from domainfit.artifacts import ReviewDecision, RunDir, read_chunks, read_jsonl, read_manifest, write_chunks
 from domainfit.config import RunConfig
 from domainfit.errors import ArtifactError, EvaluationError, ModelNotFoundError
-from domainfit.evaluate import markdown_table, parse_model, run_evaluation
+from domainfit.evaluate import markdown_table, run_evaluation
+from domainfit.evaluate.candidates import parse_model
 from domainfit.evaluate.beir import document_text, load_beir
 from domainfit.splits import ensure_splits, read_splits
 from domainfit.review import record_decision

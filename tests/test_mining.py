@@ -30,16 +30,9 @@ from domainfit.artifacts import (
 from domainfit.config import MiningConfig, RunConfig
 from domainfit.errors import MiningError
 from domainfit.splits import read_splits
-from domainfit.mining import (
-    Candidate,
-    ChunkIndex,
-    ChunkRef,
-    Exclusions,
-    check_window,
-    mine_negatives,
-    run_mining,
-    select_negatives,
-)
+from domainfit.mining import ChunkIndex, mine_negatives, run_mining, select_negatives
+from domainfit.mining.mine import check_window
+from domainfit.mining.negatives import Candidate, ChunkRef, Exclusions
 
 from conftest import financial_rows, run_from_rows
 

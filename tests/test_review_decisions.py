@@ -6,7 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domainfit.artifacts import Chunk, Pair, Reject, ReviewDecision, RunDir, pair_id_for, write_jsonl
-from domainfit.review import apply_review, latest_decisions, read_decisions, record_decision, reviewed_pairs
+from domainfit.review import record_decision, reviewed_pairs
+from domainfit.review.decisions import apply_review, latest_decisions, read_decisions
 from domainfit.review.decisions import edited_query, rescued_pairs
 from domainfit.review.items import build_items, check_badges, highlight, item_status, present, review_counts
 from domainfit.review.security import host_name, is_loopback
@@ -47,7 +48,7 @@ def test_apply_review_drops_rejects_and_applies_edits():
     kept, summary = apply_review(pairs, decisions)
     assert [pair.pair_id for pair in kept] == [pairs[n].pair_id for n in (0, 2, 3, 4)]
     assert kept[1].query == "Which rule comes third?" and kept[1].checks["original_query"] == pairs[2].query
-    assert summary.as_counts() == {
+    assert summary.counts() == {
         "reviewed": 4, "accepted": 2, "rejected": 1, "edited": 1, "rescued": 0, "unreviewed": 1
     }
 

@@ -1,7 +1,7 @@
 """synth.max_chunks takes a trial's chunks round-robin over documents."""
 
 from domainfit.artifacts import Chunk
-from domainfit.synth import spread_across_documents
+from domainfit.synth.stage import spread_across_documents
 
 
 def chunk(doc: str, n: int) -> Chunk:

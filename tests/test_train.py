@@ -16,16 +16,10 @@ from domainfit.config import SplitConfig, TrainConfig, load_config
 from domainfit.errors import TrainingError
 from conftest import financial_rows, run_from_rows
 from domainfit.splits import Splits, write_splits
-from domainfit.train import (
-    auto_batch_size,
-    build_training_set,
-    build_validation_set,
-    negatives_by_pair,
-    resolve_matryoshka_dims,
-    run_training,
-    training_precision,
-    validation_metric,
-)
+from domainfit.models import resolve_matryoshka_dims
+from domainfit.train import build_training_set, run_training
+from domainfit.train.args import auto_batch_size, training_precision, validation_metric
+from domainfit.train.data import build_validation_set, negatives_by_pair
 from domainfit.train.args import schedule_arguments, training_arguments
 from domainfit.train.card import card_section
 from domainfit.train.data import to_datasets
@@ -198,7 +192,8 @@ def test_pairs_with_a_blank_question_or_chunk_are_dropped_and_counted():
 
 
 def test_a_missing_value_in_any_training_row_is_an_error():
-    from domainfit.train import TrainingSet, check_training_set
+    from domainfit.train.checks import check_training_set
+    from domainfit.train.data import TrainingSet
 
     broken = TrainingSet(
         columns=("anchor", "positive", "negative_1"),
@@ -410,7 +405,7 @@ def test_cached_mnrl_trains_on_mined_ntuples_with_missing_negatives(tiny_run, ti
     result = run_training(
         tiny_run, tiny_config(tiny_model, negatives_per_pair=2, batch_size=16, mini_batch_size=4), progress=False
     )
-    counts = result.counts
+    counts = result.counts()
     assert counts["negatives_per_row"] == 2 and counts["pairs_with_fewer_negatives"] > 0
     assert counts["pairs_with_negatives"] == counts["train_pairs"] - counts["dropped_pairs"]
     assert "CachedMultipleNegativesRankingLoss" in result.loss and result.mini_batch_size == 4
@@ -424,7 +419,7 @@ def test_triplet_loss_trains_on_triplet_rows(tiny_run, tiny_model, one_thread):
     config = tiny_config(tiny_model, loss="triplet", matryoshka_dims=[])
     config.train.negatives_per_pair = None  # all mined (TOML has no null; the Python API does)
     result = run_training(tiny_run, config, progress=False)
-    assert result.counts["train_rows"] == 2 * result.counts["train_pairs"] and result.dims == []
+    assert result.counts()["train_rows"] == 2 * result.counts()["train_pairs"] and result.dims == []
     assert result.loss.startswith("TripletLoss (cosine, margin 0.3)")
     _assert_loss_went_down(tiny_run)
     _assert_model_encodes_at_each_dim(result.model_dir, [TINY_DIM])

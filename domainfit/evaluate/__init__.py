@@ -20,24 +20,13 @@ from typing import Any
 _EXPORTS = {
     "run_evaluation": ".stage",
     "evaluate_beir": ".stage",
+    "EvalResult": ".stage",
     "evaluate_task": ".engine",
     "evaluate_dense": ".engine",
-    "evaluate_bm25": ".engine",
-    "candidate_models": ".candidates",
-    "parse_model": ".candidates",
-    "matryoshka_dims": ".candidates",
-    "EvalResult": ".stage",
-    "load_dense": ".candidates",
-    "ModelSpec": ".candidates",
     "RetrievalTask": ".task",
     "task_from_pairs": ".task",
-    "load_beir": ".beir",
     "MetricSpec": ".metrics",
-    "retrieval_metrics": ".metrics",
     "markdown_table": ".report",
-    "markdown_report": ".report",
-    "rich_table": ".report",
-    "write_reports": ".report",
 }
 
 __all__ = list(_EXPORTS)

@@ -11,46 +11,15 @@ Example::
     print(result.summary())
 """
 
-from .index import AnnReport, ChunkIndex, IndexUpdate, chunk_ref
-from .mine import MiningOutcome, MiningResult, check_window, mine_negatives, run_mining
-from .negatives import (
-    DROP_REASONS,
-    GUARDS,
-    RULES,
-    Candidate,
-    ChunkRef,
-    Exclusions,
-    Selection,
-    guard_reason,
-    rule_reason,
-    select_negatives,
-)
-from .stats import MiningStats, distribution
-from .triplets import MinedPair, triplets_schema, triplets_table
+from .index import ChunkIndex
+from .mine import mine_negatives
+from .negatives import select_negatives
+from .stage import MiningResult, run_mining
 
 __all__ = [
-    "AnnReport",
-    "Candidate",
     "ChunkIndex",
-    "ChunkRef",
-    "DROP_REASONS",
-    "Exclusions",
-    "GUARDS",
-    "IndexUpdate",
-    "MinedPair",
-    "MiningOutcome",
     "MiningResult",
-    "MiningStats",
-    "RULES",
-    "Selection",
-    "check_window",
-    "chunk_ref",
-    "distribution",
-    "guard_reason",
     "mine_negatives",
-    "rule_reason",
     "run_mining",
     "select_negatives",
-    "triplets_schema",
-    "triplets_table",
 ]

@@ -1,14 +1,14 @@
 """Mining statistics: what the guards and rules dropped and how the scores look.
 
 Collected pair by pair from :class:`~domainfit.mining.negatives.Selection` objects;
-:meth:`MiningStats.as_counts` goes to the manifest's counts, :meth:`as_details`
-to its details and :meth:`describe` to the CLI.
+:meth:`MiningStats.counts` goes to the manifest's counts, :meth:`as_details`
+to its details and :meth:`summary` to the CLI.
 
 Example::
 
     stats = MiningStats(num_negatives=3)
     stats.add(selection, positive_score=0.74)
-    print(stats.describe())
+    print(stats.summary())
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class MiningStats:
         """Pairs left with fewer than ``num_negatives`` negatives (reported, never padded)."""
         return sum(count for found, count in self.negatives_per_query.items() if found < self.num_negatives)
 
-    def as_counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         counts = {
             "pairs": self.pairs,
             "negatives": self.negatives,
@@ -89,7 +89,7 @@ class MiningStats:
             "margin": distribution(self.margins),
         }
 
-    def describe(self) -> str:
+    def summary(self) -> str:
         """A few plain lines for the terminal."""
         lines = [
             f"candidates seen: {self.candidates_seen:,}; negatives: {self.negatives:,} for {self.pairs:,} pairs; "

@@ -3,32 +3,15 @@
 Decisions live in ``review.jsonl`` (append-only, latest per pair wins);
 :func:`reviewed_pairs` is what every downstream stage reads instead of
 ``pairs.jsonl`` directly, so a rejected pair never reaches training.
+:func:`run_review` serves the page (``domainfit review``).
 """
 
-from .decisions import (
-    ReviewSummary,
-    apply_review,
-    latest_decisions,
-    read_decisions,
-    record_decision,
-    rescued_rejects,
-    reviewed_pairs,
-)
+from .decisions import record_decision, reviewed_pairs
+from .stage import ReviewSummary, run_review
 
 __all__ = [
     "ReviewSummary",
-    "apply_review",
-    "latest_decisions",
-    "read_decisions",
     "record_decision",
-    "rescued_rejects",
     "reviewed_pairs",
-    "serve",
+    "run_review",
 ]
-
-
-def serve(*args, **kwargs):
-    """Serve the review page (see :mod:`domainfit.review.server`)."""
-    from .server import serve as _serve
-
-    return _serve(*args, **kwargs)

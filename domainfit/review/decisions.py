@@ -10,14 +10,13 @@ Example::
 
     record_decision(run, ReviewDecision(pair_id="ab12", decision="reject"))
     pairs, summary = reviewed_pairs(run)   # 'ab12' is gone; edits applied
-    print(summary.as_counts())
+    print(summary.counts())
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from typing import Iterable
 
 from ..artifacts import (
@@ -31,42 +30,13 @@ from ..artifacts import (
     read_rows,
     repair_jsonl_tail,
 )
+from .stage import ReviewSummary
 
 RESCUING_DECISIONS = frozenset({"rescue", "edit", "accept"})
 
 # One lock for repair + append: a concurrent repair must never see (and cut) a line
 # another thread is still writing.
 _record_lock = threading.Lock()
-
-
-@dataclass
-class ReviewSummary:
-    """How review changed the pair set: what the manifest and report state."""
-
-    reviewed: int = 0
-    accepted: int = 0
-    rejected: int = 0
-    edited: int = 0
-    rescued: int = 0
-    unreviewed: int = 0
-    decided_ids: set[str] = field(default_factory=set, repr=False)
-
-    def summary(self) -> str:
-        """One line for the CLI: what review did to the pair set."""
-        return (
-            f"review: {self.reviewed} reviewed ({self.accepted} accepted, {self.rejected} rejected, "
-            f"{self.edited} edited, {self.rescued} rescued), {self.unreviewed} unreviewed"
-        )
-
-    def as_counts(self) -> dict[str, int]:
-        return {
-            "reviewed": self.reviewed,
-            "accepted": self.accepted,
-            "rejected": self.rejected,
-            "edited": self.edited,
-            "rescued": self.rescued,
-            "unreviewed": self.unreviewed,
-        }
 
 
 def latest_decisions(decisions: Iterable[ReviewDecision]) -> dict[str, ReviewDecision]:

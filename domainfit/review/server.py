@@ -26,10 +26,8 @@ import contextlib
 import json
 import re
 import socket
-import sys
 import threading
 import time
-import webbrowser
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, Literal
 
@@ -46,7 +44,6 @@ from starlette.staticfiles import StaticFiles
 from ..artifacts import Pair, ReviewDecision, RunDir, StageRecord, read_chunks, read_rows, record_stage, utc_now
 from ..errors import ReviewError
 from .decisions import (
-    ReviewSummary,
     latest_decisions,
     read_decisions,
     read_rejects,
@@ -55,6 +52,7 @@ from .decisions import (
 )
 from .items import FILTERS, ItemView, ReviewItem, build_items, present, review_counts
 from .security import TOKEN_HEADER, TOKEN_PARAM, ReviewGuard, is_loopback, new_token
+from .stage import ReviewSummary
 
 HERE = Path(__file__).resolve().parent
 MAX_BODY_BYTES = 64_000
@@ -383,46 +381,6 @@ class ReviewServer:
                 started=self._started_at,
                 finished=utc_now(),
                 seconds=round(time.perf_counter() - self._started, 3),
-                counts=summary.as_counts(),
+                counts=summary.counts(),
             ),
         )
-
-
-def serve(
-    run: RunDir | str | Path,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    open_browser: bool = False,
-    *,
-    allow_remote: bool = False,
-    token: str | None = None,
-) -> ReviewSummary:
-    """Serve the review page for ``run`` until interrupted; prints its URL (with the token).
-
-    A non-loopback ``host`` needs ``allow_remote=True`` and prints a warning. Returns
-    how review left the pair set (also recorded in the manifest as stage ``review``).
-
-    Example::
-
-        serve(RunDir("runs/demo"))             # http://127.0.0.1:PORT/?token=...
-        serve(run, host="0.0.0.0", allow_remote=True)
-    """
-    server = ReviewServer(run, host, port, token=token, allow_remote=allow_remote)
-    counts = server.state.counts()
-    print(
-        f"reviewing {counts['all']} questions in {server.run.root} "
-        f"({counts['unreviewed']} unreviewed, {counts['auto-rejected']} auto-rejected)",
-        flush=True,
-    )
-    if not server.loopback:
-        print(
-            f"warning: serving on {host}, beyond this machine: anyone who can reach port {server.port} "
-            "and sees the URL's token can read these documents and post decisions",
-            file=sys.stderr,
-            flush=True,
-        )
-    print(f"open {server.url}", flush=True)
-    print("keys: a accept, r reject, e edit, u undo, j/k next/previous, / search, ? help; Ctrl+C stops", flush=True)
-    if open_browser:
-        threading.Timer(0.5, webbrowser.open, (server.url,)).start()
-    return server.serve_forever()

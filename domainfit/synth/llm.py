@@ -99,7 +99,7 @@ class Usage:
         cost += self.completion_tokens / 1000 * (config.price_per_1k_output or 0.0)
         return round(cost, 6)
 
-    def as_counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         return {**asdict(self), "total_tokens": self.total_tokens}
 
 

@@ -70,7 +70,7 @@ def load_training_inputs(run: RunDir, splits: Splits, config: TrainConfig) -> Tr
         train=train,
         val=build_validation_set(val_pairs, chunks),
         has_triplets=has_triplets,
-        review_counts=review.as_counts(),
+        review_counts=review.counts(),
     )
 
 

@@ -48,7 +48,7 @@ from .evaluation import build_evaluator
 from .inputs import TrainingInputs
 from .losses import build_loss, inner_loss_config, loss_description
 from .merge import merge_with_base
-from .result import TrainResult
+from .stage import TrainResult
 
 #: train.* keys that do not change the trained weights: changing them keeps checkpoints.
 _NOT_IN_FINGERPRINT = (
@@ -171,7 +171,7 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         base_model=config.base_model,
         loss=loss_description(settings, dims, inputs.train.n_negatives),
         dims=dims,
-        counts=inputs.counts(),
+        data_counts=inputs.counts(),
         batch_size=batch_size,
         mini_batch_size=mini_batch_size if settings.loss == "cached-mnrl" else None,
         learning_rate=settings.learning_rate,

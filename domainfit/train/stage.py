@@ -1,10 +1,24 @@
-"""What a training run did: :class:`TrainResult`, printed by the CLI and kept in the manifest."""
+"""The train stage: :func:`run_training` and what it reports, :class:`TrainResult`.
+
+torch, transformers and accelerate load only when :func:`run_training` runs
+(:mod:`.trainer` imports them), so importing this module stays light.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..artifacts import RunDir, StageRecord, stage_run
+from ..config import RunConfig
+from ..errors import ArtifactError
+from ..models import enforce_offline
+from ..splits import ensure_splits
+from ..tracking import check_tracker
+from .checks import check_training_set
+from .inputs import load_training_inputs
 
 
 @dataclass
@@ -22,7 +36,7 @@ class TrainResult:
     base_model: str
     loss: str
     dims: list[int]
-    counts: dict[str, int]
+    data_counts: dict[str, int]
     batch_size: int
     mini_batch_size: int | None
     learning_rate: float
@@ -42,9 +56,9 @@ class TrainResult:
     is_main_process: bool = True
     seconds: float = 0.0
 
-    def manifest_counts(self) -> dict[str, Any]:
-        """Counts for ``manifest.json``'s train stage."""
-        return {**self.counts, "steps": self.steps, "steps_this_run": self.steps_this_run}
+    def counts(self) -> dict[str, Any]:
+        """Counts for ``manifest.json``'s train stage: the training data's, plus the steps."""
+        return {**self.data_counts, "steps": self.steps, "steps_this_run": self.steps_this_run}
 
     def card_info(self) -> dict[str, Any]:
         """Plain data for the model card and ``domainfit_training.json``."""
@@ -54,7 +68,7 @@ class TrainResult:
             "loss_config": self.loss_config,
             "base_merge_ratio": self.base_merge_ratio,
             "dims": self.dims,
-            "counts": self.counts,
+            "counts": self.data_counts,
             "batch_size": self.batch_size,
             "mini_batch_size": self.mini_batch_size,
             "learning_rate": self.learning_rate,
@@ -70,7 +84,7 @@ class TrainResult:
 
     def summary(self) -> str:
         """What ``domainfit train`` prints."""
-        counts = self.counts
+        counts = self.data_counts
         lines = [
             f"trained {self.base_model}: {self.loss}",
             f"  {counts.get('train_pairs', 0)} train pairs ({counts.get('pairs_with_negatives', 0)} with mined negatives), "
@@ -93,3 +107,49 @@ class TrainResult:
                 lines.append(f"  best checkpoint by {self.best_metric[0]} = {self.best_metric[1]:.4f}")
         lines.append(f"  model: {self.model_dir}")
         return "\n".join(lines)
+
+
+def run_training(run: RunDir, config: RunConfig, *, progress: bool = True) -> TrainResult:
+    """Fine-tune ``config.base_model`` on ``run``'s training split and write ``run.model_dir``.
+
+    Bad input (no or one training pair, triplet loss without negatives, dims larger
+    than the model's, ``mini_batch_size`` above the batch, a broken triplets file)
+    raises :class:`~domainfit.errors.TrainingError` before any training step.
+
+    Example::
+
+        result = run_training(RunDir("runs/demo"), load_config("run.toml"))
+        print(result.summary())
+    """
+    from .trainer import distributed_state, fit
+
+    if not run.root.is_dir():  # checked before the manifest is written: a typo must not create a run
+        raise ArtifactError(f"run directory not found: {run.root} (run synth first)")
+    enforce_offline(config.allow_downloads)
+    check_tracker(config.train.report_to)
+    state = distributed_state()
+    if state.is_main_process:
+        recording = stage_run(run, "train", config_hash=config.section_hash("train"))
+    else:
+        recording = contextlib.nullcontext(StageRecord())
+    with recording as record:
+        with state.main_process_first():
+            splits = ensure_splits(run, config.split)
+        inputs = load_training_inputs(run, splits, config.train)
+        check_training_set(inputs.train, config.train, has_triplets=inputs.has_triplets)
+        result = fit(run, config, inputs, state=state, progress=progress)
+        record.counts.update(result.counts())
+        record.details.update(
+            {
+                "loss": result.loss,
+                "dims": result.dims,
+                "batch_size": result.batch_size,
+                "precision": result.precision,
+                "world_size": result.world_size,
+                "resumed_from": result.resumed_from,
+                "best_metric": list(result.best_metric) if result.best_metric else None,
+                "val_ndcg_at_10": {str(dim): m.get("ndcg@10") for dim, m in result.val_metrics.items()},
+                "review": inputs.review_counts,
+            }
+        )
+    return result

@@ -1,0 +1,257 @@
+"""The synth stage: :func:`run_synth` and what it reports, :class:`SynthResult`.
+
+It wires the parts together (documents -> chunks -> LLM -> filters -> store); each
+part lives in its own module and is usable alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import Chunk, RunDir, stage_run, write_chunks
+from ..config import RunConfig
+from ..errors import DocumentError
+from .chunking import chunk_documents, is_llm_eligible, load_tokenizer
+from .documents import load_documents
+from .filters import DuplicateFilter, RoundTripChecker
+from .generate import AnswerChecker, GenerationReport, generate_pairs
+from .llm import Endpoint, LLMClient, Usage, open_endpoint
+from .prompts import PROMPT_VERSION
+from .store import SynthStore
+
+
+@dataclass
+class SynthResult:
+    """What a synth run did; ``summary()`` is what the CLI prints.
+
+    ``generation`` holds the LLM half's counts (this run's pairs, rejects by reason,
+    token usage); the fields here describe the documents and chunks.
+    """
+
+    run: RunDir
+    documents: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+    chunks: int = 0
+    eligible: int = 0
+    generation: GenerationReport = field(default_factory=GenerationReport)
+    pairs_total: int = 0
+    cost_usd: float | None = None
+    endpoint: str = ""
+    token_budget: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def pairs(self) -> int:
+        """Pairs accepted in this run."""
+        return self.generation.pairs
+
+    @property
+    def rejects(self) -> dict[str, int]:
+        """Rejects written in this run, by reason."""
+        return dict(self.generation.rejects)
+
+    @property
+    def usage(self) -> Usage:
+        return self.generation.usage
+
+    @property
+    def chunks_done(self) -> int:
+        """Eligible chunks finished, in this run and earlier ones."""
+        return self.generation.already_done + self.generation.chunks_done
+
+    @property
+    def complete(self) -> bool:
+        """Every eligible chunk is finished (nothing to resume)."""
+        return self.chunks_done >= self.eligible
+
+    def counts(self) -> dict[str, Any]:
+        """Counts for ``manifest.json``'s synth stage."""
+        counts: dict[str, Any] = {
+            "documents": self.documents,
+            "skipped_files": len(self.skipped),
+            "chunks": self.chunks,
+            "eligible_chunks": self.eligible,
+            "chunks_done": self.chunks_done,
+            "chunks_done_this_run": self.generation.chunks_done,
+            "chunks_failed": self.generation.chunks_failed,
+            "pairs_accepted": self.pairs,
+            "pairs_total": self.pairs_total,
+            "rejects": self.rejects,
+            **self.usage.counts(),
+            "complete": self.complete,
+        }
+        if self.cost_usd is not None:
+            counts["estimated_cost_usd"] = self.cost_usd
+        return counts
+
+    def summary(self) -> str:
+        generation = self.generation
+        skipped = ""
+        if self.skipped:
+            listed = "; ".join(f"{source}: {reason}" for source, reason in list(self.skipped.items())[:5])
+            more = f"; +{len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
+            skipped = f" ({len(self.skipped)} skipped — {listed}{more})"
+        reasons = ", ".join(f"{reason} {count}" for reason, count in generation.rejects.most_common())
+        usage = self.usage
+        cost = f", est. ${self.cost_usd:.4f}" if self.cost_usd is not None else ""
+        lines = [
+            f"synth: {self.documents} documents{skipped}, {self.chunks} chunks, {self.eligible} eligible for questions",
+            f"  chunks done: {self.chunks_done}/{self.eligible}"
+            + (f" ({generation.already_done} already done before this run)" if generation.already_done else "")
+            + (f"; {generation.chunks_failed} failed and will be retried on the next run" if generation.chunks_failed else ""),
+            f"  pairs: {self.pairs} accepted ({self.pairs_total} in pairs.jsonl); "
+            f"rejected: {sum(generation.rejects.values())}" + (f" ({reasons})" if reasons else ""),
+            f"  LLM: {self.endpoint}: {usage.requests} requests, {usage.retries} retries, {usage.reasks} re-asks, "
+            f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens{cost}",
+        ]
+        if generation.stopped == "token_budget":
+            lines.append(
+                f"  stopped: token budget of {self.token_budget:,} reached; finished chunks are saved — "
+                "run the same command again to continue"
+            )
+        lines.append(f"  wrote {self.run.chunks}, {self.run.pairs.name}, {self.run.rejected.name} in {self.seconds:.1f}s")
+        return "\n".join(lines)
+
+
+def _encoder(config: RunConfig, progress: bool):
+    """The base model's encode function for near-duplicate checks, loaded once."""
+    from ..models import load_model
+
+    if not progress:  # transformers draws a "Loading weights" bar of its own
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    model = load_model(config.base_model, allow_downloads=config.allow_downloads)
+
+    def encode(texts: list[str]):
+        return model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
+
+    return encode
+
+
+def _roundtrip_checker(chunks: list[Chunk], config: RunConfig, encode) -> RoundTripChecker | None:
+    """The round-trip check over every chunk of the run, or None when ``synth.roundtrip`` is off."""
+    if not config.synth.roundtrip_on:
+        return None
+    if config.synth.roundtrip == "embedding":
+        return RoundTripChecker(chunks, config.synth.roundtrip_top_k, encode=encode)
+    return RoundTripChecker(chunks, config.synth.roundtrip_top_k)
+
+
+def spread_across_documents(chunks: list[Chunk], limit: int) -> list[Chunk]:
+    """Up to ``limit`` chunks taken round-robin over documents, in document order.
+
+    ``synth.max_chunks`` uses this so a short trial still covers every document,
+    which a split by document needs.
+
+    Example::
+
+        spread_across_documents(chunks, 3)   # first chunk of documents A, B, C
+    """
+    by_document: dict[str, list[Chunk]] = {}
+    for chunk in chunks:
+        by_document.setdefault(chunk.doc_id, []).append(chunk)
+    queues = list(by_document.values())
+    picked: list[Chunk] = []
+    depth = 0
+    while len(picked) < limit and any(depth < len(queue) for queue in queues):
+        picked += [queue[depth] for queue in queues if depth < len(queue)][: limit - len(picked)]
+        depth += 1
+    return picked
+
+
+def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: bool = True) -> SynthResult:
+    """Turn a document folder into ``chunks.parquet``, ``pairs.jsonl`` and ``rejected.jsonl``.
+
+    Resumable: re-running with the same settings skips finished chunks and never
+    duplicates a pair. Counts and token usage go into ``manifest.json`` (the API key
+    never does). Raises :class:`~domainfit.errors.DocumentError` for an unusable
+    folder and :class:`~domainfit.errors.LLMError` when the LLM cannot be reached.
+
+    Example::
+
+        result = run_synth("data/sample", RunDir("runs/demo"), load_config())
+        print(result.summary())
+    """
+    started = time.perf_counter()
+    if not Path(docs).exists():  # before anything is written: a typo must not leave a run directory behind
+        raise DocumentError(f"document folder not found: {docs}")
+    run = RunDir(run.root if isinstance(run, RunDir) else run).ensure()
+    result = SynthResult(run=run, token_budget=config.synth.token_budget)
+    report = result.generation
+    with stage_run(run, "synth", config_hash=config.section_hash("llm", "synth")) as record:
+        loaded = load_documents(Path(docs), config.synth, progress=progress)
+        result.documents = len(loaded.documents)
+        result.skipped = {skipped.source: skipped.reason for skipped in loaded.skipped}
+        tokenizer = load_tokenizer(config.base_model, allow_downloads=config.allow_downloads)
+        chunks = chunk_documents(loaded.documents, tokenizer, config.synth, progress=progress)
+        write_chunks(run.chunks, chunks)
+        eligible = [chunk for chunk in chunks if is_llm_eligible(chunk, config.synth)]
+        if config.synth.max_chunks is not None:
+            eligible = spread_across_documents(eligible, config.synth.max_chunks)
+        result.chunks, result.eligible = len(chunks), len(eligible)
+
+        store = SynthStore(run)
+        state = store.recover()
+        store.ensure_files()
+        encode = _encoder(config, progress)
+        duplicates = DuplicateFilter(encode, config.synth.near_duplicate_cosine)
+        duplicates.add_many(state.queries)
+        roundtrip = _roundtrip_checker(chunks, config, encode)
+        checker = AnswerChecker(
+            config.synth,
+            lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+            duplicates,
+            roundtrip=roundtrip,
+            existing_pair_ids=state.pair_ids,
+        )
+        record.details = {
+            "prompt_version": PROMPT_VERSION,
+            "skipped": result.skipped,
+            "base_url": config.llm.base_url or "local",
+        }
+        try:
+            with open_endpoint(config.llm) as endpoint:
+                result.endpoint = endpoint.label
+                record.details.update(
+                    model=endpoint.model,
+                    prompt_style=endpoint.style.value,
+                    temperature=endpoint.temperature,
+                    max_tokens=endpoint.max_tokens,
+                    max_concurrency=endpoint.max_concurrency,
+                )
+                asyncio.run(_generate(eligible, endpoint, checker, store, config, state, progress, report))
+        finally:
+            result.seconds = time.perf_counter() - started
+            result.cost_usd = report.usage.cost_usd(config.llm)
+            result.pairs_total = _count_lines(run.pairs)
+            record.counts = result.counts()
+            record.details["stopped"] = report.stopped
+    return result
+
+
+async def _generate(eligible, endpoint: Endpoint, checker, store, config: RunConfig, state, progress, report) -> None:
+    async with LLMClient(
+        config.llm,
+        base_url=endpoint.base_url,
+        model=endpoint.model,
+        style=endpoint.style,
+        questions_per_chunk=config.synth.questions_per_chunk,
+        temperature=endpoint.temperature,
+        max_concurrency=endpoint.max_concurrency,
+        max_tokens=endpoint.max_tokens,
+        seed=config.seed if endpoint.local else None,
+        timeout_s=endpoint.timeout_s,
+    ) as client:
+        await generate_pairs(eligible, client, checker, store, config, resume=state, progress=progress, report=report)
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
