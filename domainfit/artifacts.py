@@ -75,7 +75,11 @@ class Chunk(_Row):
 
 
 class Pair(_Row):
-    """A generated question and the chunk that answers it."""
+    """A generated query and the chunk that answers it.
+
+    ``style`` is the query style (``question``, ``claim``, ``keywords``); rows written
+    before styles existed have none and read as ``question``.
+    """
 
     pair_id: str
     chunk_id: str
@@ -83,6 +87,7 @@ class Pair(_Row):
     evidence: str = ""
     generator: dict[str, Any] = Field(default_factory=dict)
     checks: dict[str, Any] = Field(default_factory=dict)
+    style: str = "question"
 
 
 class Reject(_Row):
@@ -92,6 +97,8 @@ class Reject(_Row):
     reason: str
     raw: str = ""
     query: str | None = None
+    style: str | None = None
+    """The query style the chunk was asked for; None for failed answers and older rows."""
     time: str = Field(default_factory=lambda: utc_now())
 
 

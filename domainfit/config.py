@@ -61,6 +61,14 @@ class PromptStyle(str, Enum):
     completion = "completion"  # few-shot text completion for base models, parsed by us
 
 
+class QueryStyle(str, Enum):
+    """What kind of search query synth writes for a chunk (``synth.query_styles``)."""
+
+    question = "question"  # "How long is a contractor pass valid?"
+    claim = "claim"  # "Contractor passes are valid for a year."
+    keywords = "keywords"  # "contractor pass validity"
+
+
 class LLMConfig(_Section):
     """The question-writing LLM: any OpenAI-compatible endpoint, or the local default."""
 
@@ -138,6 +146,12 @@ class SynthConfig(_Section):
     roundtrip_top_k: int = Field(
         10, ge=0, description="keep a pair only if its chunk ranks in the top k of all chunks (0 = off)"
     )
+    query_styles: list[QueryStyle] = Field(
+        ["question"], min_length=1, description="query kinds to write: question, claim, keywords"
+    )
+    query_style_mix: list[float] | None = Field(
+        None, description="share of chunks per query style, in query_styles order; unset = equal shares"
+    )
     token_budget: int | None = Field(None, gt=0, description="stop cleanly after this many tokens")
     max_chunks: int | None = Field(None, gt=0, description="only send the first N chunks (demo/debug)")
 
@@ -150,6 +164,16 @@ class SynthConfig(_Section):
             )
         if self.question_min_tokens > self.question_max_tokens:
             raise ValueError("question_min_tokens must not exceed question_max_tokens")
+        if len(set(self.query_styles)) != len(self.query_styles):
+            raise ValueError("query_styles lists a style twice")
+        if self.query_style_mix is not None:
+            if len(self.query_style_mix) != len(self.query_styles):
+                raise ValueError(
+                    f"query_style_mix has {len(self.query_style_mix)} shares for "
+                    f"{len(self.query_styles)} query_styles"
+                )
+            if any(share < 0 for share in self.query_style_mix) or sum(self.query_style_mix) <= 0:
+                raise ValueError("query_style_mix shares must be >= 0 and not all 0")
         return self
 
     @property

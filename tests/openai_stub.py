@@ -127,6 +127,8 @@ class StubRequest:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     items: list[tuple[str, str]] = field(default_factory=list)
+    prompt: str = ""
+    """The whole prompt text (chat messages joined by newlines)."""
 
 
 # --------------------------------------------------------------------------- answers
@@ -199,6 +201,9 @@ class OpenAIStub:
         completion_renderer: turns items into ``/v1/completions`` text (pass
             ``domainfit.synth.prompts.render_completion`` to answer like a model
             continuing domainfit's few-shot prompt).
+        completion_for: when given, turns the :class:`StubRequest` (its ``prompt`` and
+            ``items``) into the completion text instead, e.g. to answer in the layout
+            of the prompt that was sent.
         key: maps a passage to its chunk key.
     """
 
@@ -212,6 +217,7 @@ class OpenAIStub:
         model: str = "stub",
         judge_score: int = 5,
         completion_renderer: Callable[[Sequence[tuple[str, str]]], str] = default_completion,
+        completion_for: Callable[["StubRequest"], str] | None = None,
         key: Callable[[str], str] = marker_key,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -223,6 +229,7 @@ class OpenAIStub:
         self.model = model
         self.judge_score = judge_score
         self.completion_renderer = completion_renderer
+        self.completion_for = completion_for
         self.key = key
         self.requests: list[StubRequest] = []
         self._lock = threading.Lock()
@@ -295,14 +302,14 @@ class OpenAIStub:
         plan = self.script.get(record.key, ())
         return plan[record.attempt] if record.attempt < len(plan) else self.default
 
-    def _register(self, path: str, kind: str, passage: str) -> StubRequest:
+    def _register(self, path: str, kind: str, passage: str, prompt: str = "") -> StubRequest:
         with self._lock:
             key = self.key(passage) if kind != "models" else ""
             attempt = 0
             if kind == "questions":
                 attempt = self._attempts.get(key, 0)
                 self._attempts[key] = attempt + 1
-            record = StubRequest(len(self.requests), path, kind, key, attempt, passage)
+            record = StubRequest(len(self.requests), path, kind, key, attempt, passage, prompt=prompt)
             self.requests.append(record)
             return record
 
@@ -389,7 +396,7 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             tools = body.get("tools") or []
             tool_name = tools[0]["function"]["name"] if tools else None
             is_judge = tool_name == "JudgeScore" or "Rate how good" in prompt
-            record = stub._register(self.path, "judge" if is_judge else "questions", passage_of(prompt))
+            record = stub._register(self.path, "judge" if is_judge else "questions", passage_of(prompt), prompt)
             behaviour = Good() if is_judge else stub._next_behaviour(record)
             record.behaviour = type(behaviour).__name__
             if stub.latency_s:
@@ -429,7 +436,12 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             else:
                 record.items = stub.items_for(behaviour, record.passage)
                 payload = {"questions": [{"question": q, "evidence": e} for q, e in record.items]}
-                text = json.dumps(payload) if chat else stub.completion_renderer(record.items)
+                if chat:
+                    text = json.dumps(payload)
+                elif stub.completion_for is not None:
+                    text = stub.completion_for(record)
+                else:
+                    text = stub.completion_renderer(record.items)
             record.prompt_tokens = _words(prompt)
             record.completion_tokens = _words(text)
             usage = {

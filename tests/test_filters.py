@@ -315,8 +315,12 @@ def test_questions_that_share_a_few_words_with_an_example_pass(question):
 
 
 def test_every_few_shot_example_is_caught_by_the_default_list():
-    for example in example_queries():
-        assert check_pair(example, "x", example, 8, SynthConfig()) == "prompt_example"
+    from domainfit.synth.prompts import STYLE_PROMPTS
+
+    for style, prompt in STYLE_PROMPTS.items():
+        for _passage, items in prompt.examples:
+            for example, _evidence in items:
+                assert check_pair(example, "x", example, 8, SynthConfig(), style) == "prompt_example", example
 
 
 # --------------------------------------------------------------------------- pair

@@ -37,6 +37,7 @@ from . import filters
 from .llm import LLMAnswer, LLMClient, Usage, answer_json
 from .prompts import PROMPT_VERSION
 from .schema import GeneratedQuestion
+from .styles import pick_style
 from .store import ChunkOutcome, ResumeState, SynthStore
 
 UNREACHABLE_CHUNKS = 3
@@ -47,9 +48,13 @@ JUDGE_LOW_SCORE = "judge_low_score"
 JUDGE_FAILED = "judge_failed"
 
 
-def chunk_key(chunk_id: str, client: LLMClient) -> str:
-    """The resume key: chunk id + prompt version + model + the settings that change the answer."""
-    return content_hash(
+def chunk_key(chunk_id: str, client: LLMClient, query_style: str = "question") -> str:
+    """The resume key: chunk id + prompt version + model + the settings that change the answer.
+
+    The query style joins the key only when it is not ``question``, so runs from
+    before styles existed resume where they stopped.
+    """
+    parts = [
         chunk_id,
         PROMPT_VERSION,
         client.model,
@@ -57,7 +62,10 @@ def chunk_key(chunk_id: str, client: LLMClient) -> str:
         repr(client.temperature),
         str(client.questions_per_chunk),
         str(client.max_tokens),
-    )
+    ]
+    if query_style != "question":
+        parts.append(f"query_style={query_style}")
+    return content_hash(*parts)
 
 
 def generator_record(client: LLMClient) -> dict[str, str]:
@@ -79,6 +87,7 @@ class Candidate:
 
     item: GeneratedQuestion
     checks: dict
+    style: str = "question"
 
 
 class AnswerChecker:
@@ -115,20 +124,22 @@ class AnswerChecker:
         self.roundtrip = roundtrip
         self.pair_ids = set(existing_pair_ids or ())
 
-    def screen(self, chunk: Chunk, items: Sequence[GeneratedQuestion]) -> tuple[list[Candidate], list[Reject]]:
-        """Stateless checks, duplicates and round trip; nothing is remembered yet."""
+    def screen(
+        self, chunk: Chunk, items: Sequence[GeneratedQuestion], style: str = "question"
+    ) -> tuple[list[Candidate], list[Reject]]:
+        """Stateless checks (for the query ``style``), duplicates and round trip; nothing is remembered yet."""
         candidates: list[Candidate] = []
         rejects: list[Reject] = []
         for item in items:
             n_tokens = self.count_tokens(item.question)
-            reason = filters.check_pair(item.question, item.evidence, chunk.text, n_tokens, self.config)
+            reason = filters.check_pair(item.question, item.evidence, chunk.text, n_tokens, self.config, style)
             reason = reason or self.duplicates.check(item.question)
             rank = None
             if reason is None and self.roundtrip is not None:
                 rank = self.roundtrip.rank(item.question, chunk.chunk_id)
                 reason = None if rank is not None else filters.ROUNDTRIP_MISS
             if reason is not None:
-                rejects.append(_reject(chunk, item, reason))
+                rejects.append(_reject(chunk, item, reason, style))
                 continue
             checks = {
                 "well_formed": True,
@@ -139,7 +150,7 @@ class AnswerChecker:
             }
             if rank is not None:
                 checks["roundtrip_rank"] = rank
-            candidates.append(Candidate(item, checks))
+            candidates.append(Candidate(item, checks, style))
         return candidates, rejects
 
     def admit(self, chunk: Chunk, candidates: Sequence[Candidate], generator: dict) -> tuple[list[Pair], list[Reject]]:
@@ -153,7 +164,7 @@ class AnswerChecker:
             if reason is None and pair_id in self.pair_ids:
                 reason = filters.DUPLICATE
             if reason is not None:
-                rejects.append(_reject(chunk, candidate.item, reason))
+                rejects.append(_reject(chunk, candidate.item, reason, candidate.style))
                 continue
             self.duplicates.add(question)
             self.pair_ids.add(pair_id)
@@ -165,13 +176,14 @@ class AnswerChecker:
                     evidence=candidate.item.evidence,
                     generator=generator,
                     checks=candidate.checks,
+                    style=candidate.style,
                 )
             )
         return pairs, rejects
 
 
-def _reject(chunk: Chunk, item: GeneratedQuestion, reason: str) -> Reject:
-    return Reject(chunk_id=chunk.chunk_id, reason=reason, raw=answer_json(item), query=item.question)
+def _reject(chunk: Chunk, item: GeneratedQuestion, reason: str, style: str | None = None) -> Reject:
+    return Reject(chunk_id=chunk.chunk_id, reason=reason, raw=answer_json(item), query=item.question, style=style)
 
 
 # --------------------------------------------------------------------------- the run
@@ -186,6 +198,7 @@ class GenerationReport:
     chunks_done: int = 0
     chunks_failed: int = 0
     pairs: int = 0
+    pairs_by_style: collections.Counter = field(default_factory=collections.Counter)
     rejects: collections.Counter = field(default_factory=collections.Counter)
     usage: Usage = field(default_factory=Usage)
     stopped: str | None = None
@@ -258,17 +271,18 @@ async def generate_pairs(
     resume = resume or ResumeState()
     report = report if report is not None else GenerationReport()
     report.chunks = len(chunks)
-    todo: list[tuple[Chunk, str]] = []
+    todo: list[tuple[Chunk, str, str]] = []
     for chunk in chunks:
-        key = chunk_key(chunk.chunk_id, client)
+        style = pick_style(chunk.chunk_id, config.synth.query_styles, config.synth.query_style_mix)
+        key = chunk_key(chunk.chunk_id, client, style)
         if key in resume.done_keys:
             report.already_done += 1
         else:
-            todo.append((chunk, key))
+            todo.append((chunk, key, style))
     generator = generator_record(client)
     budget = config.synth.token_budget
     bar = _Progress(len(todo), progress)
-    pending: Iterator[tuple[Chunk, str]] = iter(todo)
+    pending: Iterator[tuple[Chunk, str, str]] = iter(todo)
     refused_in_a_row = 0
     queue: asyncio.Queue = asyncio.Queue()
     usage_before = client.usage.copy()
@@ -276,6 +290,7 @@ async def generate_pairs(
     def on_commit(batch: list[ChunkOutcome]) -> None:
         for outcome in batch:
             report.pairs += len(outcome.pairs)
+            report.pairs_by_style.update(pair.style for pair in outcome.pairs)
             report.rejects.update(reason_group(reject.reason) for reject in outcome.rejects)
             if outcome.done:
                 report.chunks_done += 1
@@ -286,13 +301,13 @@ async def generate_pairs(
     def budget_spent() -> bool:
         return budget is not None and client.usage.total_tokens - usage_before.total_tokens >= budget
 
-    async def process(chunk: Chunk, key: str) -> tuple[ChunkOutcome, bool]:
-        answer: LLMAnswer = await client.write_questions(chunk.text)
+    async def process(chunk: Chunk, key: str, style: str) -> tuple[ChunkOutcome, bool]:
+        answer: LLMAnswer = await client.write_questions(chunk.text, style)
         if answer.failure is not None:
-            reject = Reject(chunk_id=chunk.chunk_id, reason=answer.failure, raw=answer.raw)
+            reject = Reject(chunk_id=chunk.chunk_id, reason=answer.failure, raw=answer.raw, style=style)
             done = reason_group(answer.failure) != LLM_ERROR  # a failed request may heal: ask again next run
             return ChunkOutcome(chunk.chunk_id, key, done, [], [reject]), answer.refused
-        candidates, rejects = checker.screen(chunk, answer.questions)
+        candidates, rejects = checker.screen(chunk, answer.questions, style)
         if config.synth.judge and candidates:
             candidates = await _judge(chunk, candidates, rejects, client, config.synth.judge_min_score)
         pairs, late_rejects = checker.admit(chunk, candidates, generator)
@@ -300,11 +315,11 @@ async def generate_pairs(
 
     async def worker() -> None:
         nonlocal refused_in_a_row
-        for chunk, key in pending:
+        for chunk, key, style in pending:
             if budget_spent():
                 report.stopped = "token_budget"
                 return
-            outcome, refused = await process(chunk, key)
+            outcome, refused = await process(chunk, key, style)
             refused_in_a_row = refused_in_a_row + 1 if refused and not client.ever_answered else 0
             await queue.put(outcome)
             if refused_in_a_row >= UNREACHABLE_CHUNKS:
@@ -356,9 +371,9 @@ async def _judge(
     kept = []
     for candidate, (score, _usage) in zip(candidates, scores):
         if score is None:
-            rejects.append(_reject(chunk, candidate.item, JUDGE_FAILED))
+            rejects.append(_reject(chunk, candidate.item, JUDGE_FAILED, candidate.style))
         elif score.score < min_score:
-            rejects.append(_reject(chunk, candidate.item, JUDGE_LOW_SCORE))
+            rejects.append(_reject(chunk, candidate.item, JUDGE_LOW_SCORE, candidate.style))
         else:
             candidate.checks["judge_score"] = score.score
             kept.append(candidate)

@@ -506,17 +506,22 @@ class LLMClient:
 
     # ------------------------------------------------------------------ public
 
-    async def write_questions(self, chunk_text: str) -> LLMAnswer:
-        """Questions with evidence for one chunk; failures come back as ``LLMAnswer.failure``."""
+    async def write_questions(self, chunk_text: str, query_style: str = "question") -> LLMAnswer:
+        """Queries of ``query_style`` with evidence for one chunk; failures come back as ``LLMAnswer.failure``.
+
+        Every style's items come back as :class:`GeneratedQuestion` (``item.question``
+        holds the claim or keywords).
+        """
         usage = Usage()
         raw: list[str] = []
-        model = question_set_model(self.questions_per_chunk)
+        query_style = str(getattr(query_style, "value", query_style))
+        model = question_set_model(self.questions_per_chunk, query_style)
         try:
             if self.style is PromptStyle.completion:
                 result = await self._completion(
                     model,
-                    prompts.completion_prompt(chunk_text, self.questions_per_chunk),
-                    prompts.parse_completion,
+                    prompts.completion_prompt(chunk_text, self.questions_per_chunk, query_style),
+                    functools.partial(prompts.parse_completion, style=query_style),
                     usage,
                     raw,
                     stop=prompts.COMPLETION_STOP,
@@ -524,7 +529,7 @@ class LLMClient:
                 )
             else:
                 result = await self._structured(
-                    model, prompts.chat_messages(chunk_text, self.questions_per_chunk), usage, raw
+                    model, prompts.chat_messages(chunk_text, self.questions_per_chunk, query_style), usage, raw
                 )
         except Exception as error:  # noqa: BLE001 - sorted into reject reasons below
             return self._redacted(self._failed(error, usage, raw[-1] if raw else ""))

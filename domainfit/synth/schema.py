@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 from typing import ClassVar
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 MAX_QUESTION_CHARS = 1000
 MAX_EVIDENCE_CHARS = 4000
@@ -82,13 +82,71 @@ class QuestionSet(BaseModel):
         return value
 
 
+class GeneratedClaim(GeneratedQuestion):
+    """One claim a user might search with, and the passage span that supports it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    question: str = Field(
+        ...,
+        alias="claim",
+        description="A short statement a user would type into a search box; the passage must support it. "
+        "Not a question. Do not copy the passage's wording.",
+    )
+    evidence: str = Field(
+        ..., description="The sentence from the passage that supports the claim, copied exactly."
+    )
+
+
+class ClaimSet(QuestionSet):
+    """The claims written for one chunk."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    questions: list[GeneratedClaim] = Field(
+        ..., alias="claims", description="Claims the passage supports, each with its evidence sentence."
+    )
+
+
+class GeneratedKeywords(GeneratedQuestion):
+    """One keyword query a user might type, and the passage span that answers it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    question: str = Field(
+        ...,
+        alias="keywords",
+        description="2 to 8 keywords a user would type into a search box to find the passage; not a sentence.",
+    )
+
+
+class KeywordSet(QuestionSet):
+    """The keyword queries written for one chunk."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    questions: list[GeneratedKeywords] = Field(
+        ..., alias="queries", description="Keyword queries for the passage, each with its evidence sentence."
+    )
+
+
+_SET_BY_STYLE: dict[str, type[QuestionSet]] = {"question": QuestionSet, "claim": ClaimSet, "keywords": KeywordSet}
+
+
 @functools.lru_cache(maxsize=32)
-def question_set_model(questions_per_chunk: int) -> type[QuestionSet]:
-    """A :class:`QuestionSet` accepting 1 to ``2 * questions_per_chunk`` items (same name and schema)."""
+def question_set_model(questions_per_chunk: int, style: str = "question") -> type[QuestionSet]:
+    """The answer model of a query ``style``, accepting 1 to ``2 * questions_per_chunk`` items.
+
+    ``question``: :class:`QuestionSet` (same name and schema as before styles existed);
+    ``claim``: :class:`ClaimSet` (``claims``/``claim`` in the schema); ``keywords``:
+    :class:`KeywordSet` (``queries``/``keywords``). Each also accepts the
+    ``questions``/``question`` names, and every item reads as ``item.question``.
+    """
+    base = _SET_BY_STYLE[style]
     return type(
-        "QuestionSet",
-        (QuestionSet,),
-        {"max_questions": 2 * questions_per_chunk, "__module__": __name__, "__doc__": QuestionSet.__doc__},
+        base.__name__,
+        (base,),
+        {"max_questions": 2 * questions_per_chunk, "__module__": __name__, "__doc__": base.__doc__},
     )
 
 

@@ -79,6 +79,7 @@ class SynthResult:
             "chunks_done_this_run": self.generation.chunks_done,
             "chunks_failed": self.generation.chunks_failed,
             "pairs_accepted": self.pairs,
+            "pairs_by_style": dict(self.generation.pairs_by_style),
             "pairs_total": self.pairs_total,
             "rejects": self.rejects,
             **self.usage.counts(),
@@ -96,6 +97,9 @@ class SynthResult:
             more = f"; +{len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
             skipped = f" ({len(self.skipped)} skipped — {listed}{more})"
         reasons = ", ".join(f"{reason} {count}" for reason, count in generation.rejects.most_common())
+        by_style = ""
+        if set(generation.pairs_by_style) - {"question"}:
+            by_style = " [" + ", ".join(f"{style} {n}" for style, n in sorted(generation.pairs_by_style.items())) + "]"
         usage = self.usage
         cost = f", est. ${self.cost_usd:.4f}" if self.cost_usd is not None else ""
         lines = [
@@ -103,7 +107,7 @@ class SynthResult:
             f"  chunks done: {self.chunks_done}/{self.eligible}"
             + (f" ({generation.already_done} already done before this run)" if generation.already_done else "")
             + (f"; {generation.chunks_failed} failed and will be retried on the next run" if generation.chunks_failed else ""),
-            f"  pairs: {self.pairs} accepted ({self.pairs_total} in pairs.jsonl); "
+            f"  pairs: {self.pairs} accepted{by_style} ({self.pairs_total} in pairs.jsonl); "
             f"rejected: {sum(generation.rejects.values())}" + (f" ({reasons})" if reasons else ""),
             f"  LLM: {self.endpoint}: {usage.requests} requests, {usage.retries} retries, {usage.reasks} re-asks, "
             f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens{cost}",
@@ -211,6 +215,8 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
         )
         record.details = {
             "prompt_version": PROMPT_VERSION,
+            "query_styles": list(config.synth.query_styles),
+            "query_style_mix": config.synth.query_style_mix,
             "skipped": result.skipped,
             "base_url": config.llm.base_url or "local",
         }
