@@ -120,6 +120,23 @@ def synth(
     console.print(result.summary(), highlight=False, markup=False)
 
 
+@app.command("synth-yield")
+def synth_yield(
+    run: Path = typer.Argument(..., help="Run directory with pairs.jsonl and rejected.jsonl."),
+    as_json: bool = typer.Option(False, "--json", help="Print the counts as JSON instead of a table."),
+) -> None:
+    """Print how many generated queries each check rejected, and how many were kept, per query style."""
+    import json
+
+    from .synth.yields import synth_yield as count_yield
+
+    report = count_yield(RunDir(run))
+    if as_json:
+        console.print(json.dumps(report.counts(), indent=2), highlight=False, markup=False)
+    else:
+        console.print(report.table(), highlight=False, markup=False)
+
+
 @app.command()
 def review(
     run: Optional[Path] = typer.Argument(None, help="Run directory with pairs.jsonl."),
