@@ -32,7 +32,7 @@ from typing import Any, Iterable, Iterator, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ArtifactError
+from .errors import ArtifactError, first_validation_error
 
 Row = dict[str, Any]
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -41,13 +41,18 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # --------------------------------------------------------------------------- ids
 
 
-def content_hash(*parts: str, length: int = 16) -> str:
-    """Stable short hex id of some text parts: the basis of every id in a run."""
+def content_hash(*parts: str | bytes, length: int = 16) -> str:
+    """Stable short hex id of some text (or byte) parts: the basis of every id and fingerprint in a run."""
     digest = hashlib.sha256()
     for part in parts:
-        digest.update(part.encode("utf-8"))
+        digest.update(part.encode("utf-8") if isinstance(part, str) else part)
         digest.update(b"\x1f")
     return digest.hexdigest()[:length]
+
+
+def json_hash(data: Any, length: int = 16) -> str:
+    """Stable short hex hash of plain data (keys sorted): the key of a config or settings."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:length]
 
 
 def normalize_text(text: str) -> str:
@@ -290,9 +295,8 @@ def read_rows(path: str | Path, model: type[ModelT]) -> list[ModelT]:
         try:
             rows.append(model.model_validate(row))
         except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ArtifactError(f"{path} row {number}: field '{field}': {first['msg']}") from None
+            field, problem = first_validation_error(error)
+            raise ArtifactError(f"{path} row {number}: field '{field}': {problem['msg']}") from None
     return rows
 
 

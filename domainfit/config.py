@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -32,7 +31,8 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
+from .artifacts import json_hash
+from .errors import ConfigError, first_validation_error
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -415,7 +415,7 @@ class RunConfig(_Section):
         data = self.model_dump(mode="json")
         data["llm"].pop("api_key", None)
         picked = {"base_model": self.base_model, **{name: data[name] for name in sections}}
-        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+        return json_hash(picked)
 
 
 def mask_secret(secret: str) -> str:
@@ -505,8 +505,8 @@ def validate_config(data: Mapping[str, Any]) -> RunConfig:
 
 def describe_validation_error(error: ValidationError) -> str:
     """First problem of a pydantic ValidationError, as ``config key 'a.b': message``."""
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key, first = first_validation_error(error)
+    key = key or "(top level)"
     if first["type"] == "extra_forbidden":
         section = ".".join(str(part) for part in first["loc"][:-1])
         known = _known_keys(section)

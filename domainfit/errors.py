@@ -8,6 +8,37 @@ traceback; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pydantic import ValidationError
+
+
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """The first line of ``error``'s message (its class name when empty), cut to ``limit`` characters.
+
+    Library errors often carry a traceback-sized message; ours are one line. The quotes
+    ``KeyError`` puts around its message are dropped.
+
+    Example::
+
+        first_line(OSError("no such file\nsee the docs"))   # 'no such file'
+    """
+    text = str(error).strip().strip("'\"")
+    line = text.splitlines()[0] if text else type(error).__name__
+    return line if limit is None else line[:limit]
+
+
+def first_validation_error(error: "ValidationError") -> tuple[str, dict[str, Any]]:
+    """Pydantic's first problem: its dotted location (``''`` at the top level) and its error dict.
+
+    Example::
+
+        where, problem = first_validation_error(error)   # ('train.epochs', {'msg': ..., 'type': ...})
+    """
+    problem = error.errors()[0]
+    return ".".join(str(part) for part in problem["loc"]), problem
+
 
 class DomainfitError(Exception):
     """Base class: a problem the user can act on, described in one line."""

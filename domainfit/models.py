@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import ModelNotFoundError
+from .errors import ModelNotFoundError, first_line
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -150,8 +150,7 @@ def load_model(
     try:
         return SentenceTransformer(str(location), device=device, truncate_dim=truncate_dim)
     except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelNotFoundError(f"cannot load model '{name}' from {location}: {first_line}") from None
+        raise ModelNotFoundError(f"cannot load model '{name}' from {location}: {first_line(error)}") from None
 
 
 def embedding_dim(model: "SentenceTransformer") -> int:

@@ -16,14 +16,13 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .artifacts import RunDir, read_manifest, stage_record, update_manifest, utc_now
+from .artifacts import RunDir, content_hash, read_manifest, stage_record, update_manifest, utc_now
 from .config import RunConfig
 from .errors import ConfigError, DocumentError
 
@@ -77,14 +76,6 @@ class PipelineResult:
 # --------------------------------------------------------------------------- fingerprints
 
 
-def _hash_bytes(*chunks: bytes) -> str:
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-        digest.update(b"\x1e")
-    return digest.hexdigest()[:16]
-
-
 def _file_bytes(path: Path) -> bytes:
     return path.read_bytes() if path.exists() else b"<missing>"
 
@@ -96,11 +87,11 @@ def documents_fingerprint(docs: Path) -> str:
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(docs).parts):
             stat = path.stat()
             entries.append(f"{path.relative_to(docs).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return _hash_bytes(*entries)
+    return content_hash(*entries)
 
 
 def _synth_outputs(run: RunDir) -> str:
-    return _hash_bytes(_chunk_ids(run), _file_bytes(run.pairs), _file_bytes(run.review))
+    return content_hash(_chunk_ids(run), _file_bytes(run.pairs), _file_bytes(run.review))
 
 
 def _chunk_ids(run: RunDir) -> bytes:
@@ -113,12 +104,12 @@ def _chunk_ids(run: RunDir) -> bytes:
 
 
 def _split_outputs(run: RunDir) -> str:
-    return _hash_bytes(*(_file_bytes(run.split_file(name)) for name in ("train", "val", "test")))
+    return content_hash(*(_file_bytes(run.split_file(name)) for name in ("train", "val", "test")))
 
 
 def _model_outputs(run: RunDir) -> str:
     weights = sorted(run.model_dir.glob("*.safetensors")) + sorted(run.model_dir.glob("*.bin"))
-    return _hash_bytes(*(_file_bytes(path) for path in weights)) if weights else "<missing>"
+    return content_hash(*(_file_bytes(path) for path in weights)) if weights else "<missing>"
 
 
 # --------------------------------------------------------------------------- pipeline
@@ -208,7 +199,7 @@ class _Stage:
 
 
 def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[_Stage]:
-    synth_and_split = lambda: _hash_bytes(_synth_outputs(run).encode(), _split_outputs(run).encode())  # noqa: E731
+    synth_and_split = lambda: content_hash(_synth_outputs(run).encode(), _split_outputs(run).encode())  # noqa: E731
     real_queries = lambda: _file_bytes(Path(config.eval.queries)) if config.eval.queries else b""  # noqa: E731
     metrics_exist = lambda: (run.eval_dir / "metrics.json").exists()  # noqa: E731
     return [
@@ -227,19 +218,19 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
         _Stage("mine", synth_and_split, lambda: _do_mine(run, config, progress), lambda: run.triplets.exists()),
         _Stage(
             "baseline",
-            lambda: _hash_bytes(synth_and_split().encode(), real_queries()),
+            lambda: content_hash(synth_and_split().encode(), real_queries()),
             lambda: _do_eval(run, config, include_finetuned=False),
             metrics_exist,
         ),
         _Stage(
             "train",
-            lambda: _hash_bytes(_split_outputs(run).encode(), _file_bytes(run.triplets)),
+            lambda: content_hash(_split_outputs(run).encode(), _file_bytes(run.triplets)),
             lambda: _do_train(run, config, progress),
             lambda: (run.model_dir / "modules.json").exists(),
         ),
         _Stage(
             "eval",
-            lambda: _hash_bytes(_split_outputs(run).encode(), _model_outputs(run).encode(), real_queries()),
+            lambda: content_hash(_split_outputs(run).encode(), _model_outputs(run).encode(), real_queries()),
             lambda: _do_eval(run, config, include_finetuned=True),
             metrics_exist,
         ),

@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Sequence
 
 from ..config import RunConfig
-from ..errors import EvaluationError, ModelNotFoundError
-from ..models import resolve_matryoshka_dims
+from ..errors import EvaluationError, ModelNotFoundError, first_line
+from ..models import ALIASES, resolve_matryoshka_dims
 from . import report
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.+-]+$")
-_MINILM_NAMES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def parse_model(text: str) -> ModelSpec:
         label, location = label.strip(), location.strip()
     else:
         location = text
-        if location.lower() in _MINILM_NAMES:
+        if location.lower() in ALIASES:
             label = report.BASE
         elif location.lower() == report.BM25:
             label = report.BM25
@@ -119,8 +118,7 @@ def _load_cached(location: str, fingerprint: str, allow_downloads: bool):
     except ModelNotFoundError:
         raise
     except Exception as error:  # a half-written or foreign folder: say which one, in one line
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-        raise ModelNotFoundError(f"cannot load model {location}: {type(error).__name__}: {first}") from None
+        raise ModelNotFoundError(f"cannot load model {location}: {type(error).__name__}: {first_line(error, 200)}") from None
 
 
 def weights_fingerprint(location: str | Path) -> str:

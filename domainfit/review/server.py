@@ -42,7 +42,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..artifacts import Pair, ReviewDecision, RunDir, StageRecord, read_chunks, read_rows, record_stage, utc_now
-from ..errors import ReviewError
+from ..errors import ReviewError, first_validation_error
 from .decisions import (
     latest_decisions,
     read_decisions,
@@ -199,9 +199,8 @@ def make_app(
         try:
             decision_request = DecisionRequest.model_validate_json(body)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            return PlainTextResponse(f"malformed decision: {where}: {first['msg']}\n", status_code=400)
+            where, problem = first_validation_error(error)
+            return PlainTextResponse(f"malformed decision: {where or 'body'}: {problem['msg']}\n", status_code=400)
         try:
             decision = await run_in_threadpool(state.decide, decision_request)
         except BadDecision as bad:

@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Sequence
 
 from ..artifacts import Chunk, content_hash
 from ..config import SynthConfig
-from ..errors import ModelNotFoundError
+from ..errors import ModelNotFoundError, first_line
 from .documents import Document
 
 PARAGRAPH_CUT_MIN_FILL = 0.5
@@ -57,8 +57,9 @@ def load_tokenizer(base_model: str = "minilm", *, allow_downloads: bool = False)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(location))
     except (OSError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelNotFoundError(f"cannot load the tokenizer of '{base_model}' from {location}: {first}") from None
+        raise ModelNotFoundError(
+            f"cannot load the tokenizer of '{base_model}' from {location}: {first_line(error)}"
+        ) from None
     if not getattr(tokenizer, "is_fast", False):
         raise ModelNotFoundError(
             f"the tokenizer of '{base_model}' has no fast (Rust) version; chunking needs its offset mapping"

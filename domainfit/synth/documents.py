@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..artifacts import content_hash
 from ..config import SynthConfig
-from ..errors import DocumentError
+from ..errors import DocumentError, first_line
 
 MIB = 1024 * 1024
 
@@ -391,9 +391,9 @@ def _pdf_pages(data: bytes, max_expanded: int) -> list[str]:
     except FileNotDecryptedError:
         raise DocumentSkipped("encrypted PDF") from None
     except LimitReachedError as error:
-        raise DocumentSkipped(f"a PDF stream expands past pypdf's safety limit: {_first_line(error)}") from None
+        raise DocumentSkipped(f"a PDF stream expands past pypdf's safety limit: {first_line(error, 160)}") from None
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as error:
-        raise DocumentSkipped(f"truncated or corrupt PDF: {_first_line(error)}") from None
+        raise DocumentSkipped(f"truncated or corrupt PDF: {first_line(error, 160)}") from None
 
 
 @contextlib.contextmanager
@@ -422,7 +422,7 @@ def _check_zip_expansion(data: bytes, max_expanded: int) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             total = sum(member.file_size for member in archive.infolist())
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as error:
-        raise DocumentSkipped(f"corrupt DOCX: {_first_line(error)}") from None
+        raise DocumentSkipped(f"corrupt DOCX: {first_line(error, 160)}") from None
     if total > max_expanded:
         raise DocumentSkipped(_over_expanded_cap("the archive", total, max_expanded))
 
@@ -447,15 +447,15 @@ def _load_docx(data: bytes, max_expanded: int) -> str:
             else:
                 blocks.append(block.text)
     except zipfile.BadZipFile as error:
-        raise DocumentSkipped(f"corrupt DOCX: {_first_line(error)}") from None
+        raise DocumentSkipped(f"corrupt DOCX: {first_line(error, 160)}") from None
     except (OpcError, KeyError) as error:
         if not zipfile.is_zipfile(io.BytesIO(data)):
             raise DocumentSkipped("corrupt DOCX: not a valid zip archive") from None
-        raise DocumentSkipped(f"not a Word document: {_first_line(error)}") from None
+        raise DocumentSkipped(f"not a Word document: {first_line(error, 160)}") from None
     except LxmlError as error:  # a part cut short or not XML at all (XMLSyntaxError)
-        raise DocumentSkipped(f"corrupt DOCX: broken XML: {_first_line(error)}") from None
+        raise DocumentSkipped(f"corrupt DOCX: broken XML: {first_line(error, 160)}") from None
     except (ValueError, AttributeError, OSError, EOFError, zlib.error, NotImplementedError) as error:
-        raise DocumentSkipped(f"corrupt DOCX: {_first_line(error)}") from None
+        raise DocumentSkipped(f"corrupt DOCX: {first_line(error, 160)}") from None
     return "\n\n".join(block for block in blocks if block.strip())
 
 
@@ -469,11 +469,6 @@ def _docx_table(table) -> str:
                 cells.append(text)
         rows.append(" | ".join(cells))
     return "\n".join(rows)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().strip("'\"")
-    return (text.splitlines()[0] if text else type(error).__name__)[:160]
 
 
 _LOADERS: dict[str, Callable[[bytes, int], str]] = {

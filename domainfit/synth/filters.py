@@ -44,6 +44,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..artifacts import normalize_text
+from ..bm25 import BM25Index
 from ..config import SynthConfig
 
 EMPTY = "empty"
@@ -72,22 +74,23 @@ REASONS = (
 # --------------------------------------------------------------------------- normalize
 
 
-_SPACE = re.compile(r"\s+")
-
-
 def _is_edge_punctuation(char: str) -> bool:
     return unicodedata.category(char)[0] in "PS"
 
 
 def normalize(text: str) -> str:
-    """Text as the checks compare it: NFKC, casefolded, single spaces, no edge punctuation.
+    """Text as the checks compare it: :func:`~domainfit.artifacts.normalize_text` of the
+    NFKC-casefolded text, without edge punctuation.
+
+    ``normalize_text`` is what "the same text" means in a run, and pair ids hash it, so
+    it cannot change without renaming every pair; questions are compared more loosely
+    on top of it, so "Flow rate?" and "ﬂow rate" count as one question.
 
     Example::
 
         normalize("  What is  the FLOW rate? ")   # 'what is the flow rate'
     """
-    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    text = _SPACE.sub(" ", folded).strip()
+    text = normalize_text(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold()))
     start, end = 0, len(text)
     while start < end and (_is_edge_punctuation(text[start]) or text[start] == " "):
         start += 1
@@ -543,8 +546,6 @@ class RoundTripChecker:
     """
 
     def __init__(self, chunks: Sequence, top_k: int, *, encode: Callable[[list[str]], np.ndarray] | None = None):
-        from ..artifacts import normalize_text
-
         self.top_k = top_k
         self.chunk_ids = [chunk.chunk_id for chunk in chunks]
         texts = [chunk.text for chunk in chunks]
@@ -554,22 +555,14 @@ class RoundTripChecker:
         if encode is not None:
             self._vectors = _unit_rows(encode(texts)) if texts else np.zeros((0, 1), dtype=np.float32)
         else:
-            import bm25s
-
-            self._bm25s = bm25s
-            self._retriever = bm25s.BM25()
-            self._retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+            self._bm25 = BM25Index(texts)
 
     def _top(self, query: str, k: int) -> list[int]:
         """Indices of the ``k`` best chunks for ``query``, best first (only chunks that match at all)."""
         if self.encode is not None:
             scores = np.einsum("ij,j->i", self._vectors, _unit_rows(self.encode([query]))[0])
             return [int(index) for index in np.argsort(-scores, kind="stable")[:k]]
-        tokens = self._bm25s.tokenize([query], stopwords="en", return_ids=False, show_progress=False)
-        if not tokens[0]:
-            return []
-        documents, scores = self._retriever.retrieve(tokens, k=k, show_progress=False)
-        return [int(index) for index, score in zip(documents[0], scores[0]) if score > 0]
+        return [index for index, score in self._bm25.top(query, k) if score > 0]
 
     def rank(self, query: str, chunk_id: str) -> int | None:
         """1-based rank of ``chunk_id`` (or a same-text chunk) for ``query`` within the top ``top_k``, or ``None``."""

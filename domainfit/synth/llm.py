@@ -41,7 +41,7 @@ import openai
 from pydantic import BaseModel, ValidationError
 
 from ..config import LLMConfig, PromptStyle
-from ..errors import ConfigError, DomainfitError, LLMError
+from ..errors import ConfigError, DomainfitError, LLMError, first_line, first_validation_error
 from . import prompts
 from .retry import LLMRequestFailed, MinuteLimiter, RetryPolicy, call_with_retries, describe_error
 from .schema import GeneratedQuestion, JudgeScore, QuestionSet, question_set_model
@@ -315,14 +315,12 @@ def _invalid_detail(error: BaseException) -> str:
     current: BaseException | None = error
     while current is not None:
         if isinstance(current, ValidationError):
-            first = current.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "answer"
-            return f"{where}: {first['msg']}"[:300]
+            where, problem = first_validation_error(current)
+            return f"{where or 'answer'}: {problem['msg']}"[:300]
         if isinstance(current, json.JSONDecodeError):
             return "not valid JSON"
         current = current.__cause__
-    text = str(error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
+    return first_line(error, 300)
 
 
 class LLMClient:

@@ -17,7 +17,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -28,9 +27,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifacts import RunDir, write_json, write_jsonl
+from ..artifacts import RunDir, json_hash, write_json, write_jsonl
 from ..config import RunConfig
-from ..errors import TrainingError
+from ..errors import TrainingError, first_line
 from ..models import ALIASES, embedding_dim, load_model, resolve_matryoshka_dims
 from ..tracking import trainer_reporting
 from .args import (
@@ -75,8 +74,7 @@ def training_fingerprint(config: RunConfig, inputs: TrainingInputs) -> dict[str,
     for key in _NOT_IN_FINGERPRINT:
         settings.pop(key, None)
     settings["base_model"] = config.base_model
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    return {"config": digest, "inputs": inputs.fingerprint()}
+    return {"config": json_hash(settings), "inputs": inputs.fingerprint()}
 
 
 def freeze_unused_parameters(model) -> list[str]:
@@ -277,5 +275,4 @@ def _push_to_hub(model, repo_id: str | None) -> None:
     try:
         model.push_to_hub(repo_id)
     except Exception as error:  # the hub client raises many types; the user needs one line
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise TrainingError(f"push to the hub as {repo_id} failed: {first_line}") from None
+        raise TrainingError(f"push to the hub as {repo_id} failed: {first_line(error)}") from None
