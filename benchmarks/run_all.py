@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 # name -> (CPU-sized arguments, full-size arguments)
 BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "synth": (["--quick"], []),
+    "local_llm": (["--chunks", "4"], ["--chunks", "24"]),
     "mining": (["--only", "a", "--pairs", "500"], []),
     "eval": (["--queries", "50", "--corpus", "300"], []),
     "train": (
