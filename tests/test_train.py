@@ -7,6 +7,7 @@ The trainings use a 2-layer BERT built from a config (tests/train_support.py) on
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,18 @@ def _fake_checkpoint(folder: Path, step: int, *, complete: bool = True) -> Path:
     return checkpoint
 
 
+def test_a_validation_log_entry_becomes_one_line_with_the_main_metric_at_each_dim():
+    from domainfit.train.progress import main_metric_name, validation_line
+
+    logs = {"eval_dim_64_cosine_ndcg@10": 0.5, "eval_dim_384_cosine_ndcg@10": 0.61234, "eval_dim_384_cosine_mrr@10": 0.7,
+            "eval_dim_384_dot_ndcg@10": 0.1, "epoch": 1.0}  # fmt: skip
+    assert validation_line(logs, step=40, metric="ndcg@10", similarity="cosine") == (
+        "validation at step 40 (epoch 1.00): ndcg@10  384: 0.6123  64: 0.5000"
+    )
+    assert validation_line({"loss": 0.3, "epoch": 0.5}, step=3, metric="ndcg@10", similarity="cosine") is None
+    assert main_metric_name("eval_dim_128_cosine_mrr@10") == "mrr@10" and main_metric_name(None) == "ndcg@10"
+
+
 def test_resume_picks_the_last_complete_checkpoint_and_drops_torn_or_stale_ones(tmp_path):
     folder = tmp_path / "checkpoints"
     _fake_checkpoint(folder, 5)
@@ -382,8 +395,16 @@ def test_cli_trains_on_what_mine_wrote_and_writes_a_loadable_model_with_card(
         with pytest.raises(SystemExit) as exit_info:
             main([verb[0], str(tiny_run.root), "--config", str(config), *verb[1:]])
         assert exit_info.value.code in (0, None)
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "MatryoshkaLoss [128, 64] over MultipleNegativesRankingLoss" in printed and "validation ndcg@10" in printed
+    # readable terminal output: one line per validation with the main metric at each dim, no raw dicts
+    validations = [line for line in captured.err.splitlines() if line.startswith("validation at step")]
+    assert validations and all(re.search(r": ndcg@10  128: 0\.\d{4}  64: 0\.\d{4}$", line) for line in validations)
+    assert "{'loss'" not in captured.err + printed and "'eval_dim_" not in captured.err + printed
+    logged = read_jsonl(tiny_run.root / "logs" / "train.log")  # the full log, every metric
+    assert any("loss" in row for row in logged)
+    assert sum("eval_dim_64_cosine_ndcg@10" in row for row in logged) == len(validations)
 
     _assert_loss_went_down(tiny_run)
     _assert_model_encodes_at_each_dim(tiny_run.model_dir, [TINY_DIM, 64])

@@ -47,6 +47,7 @@ from .evaluation import build_evaluator
 from .inputs import TrainingInputs
 from .losses import build_loss, inner_loss_config, loss_description
 from .merge import merge_with_base
+from .progress import ReadableProgress, main_metric_name, quiet_library_bars
 from .stage import TrainResult
 
 #: train.* keys that do not change the trained weights: changing them keeps checkpoints.
@@ -155,7 +156,9 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         callbacks=callbacks,
     )
     base_state = _base_weights(model) if settings.base_merge_ratio > 0 else None
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    _readable_output(trainer, run, metric=main_metric_name(metric), similarity=similarity, progress=progress)
+    with quiet_library_bars():
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]
@@ -189,7 +192,8 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         is_main_process=state.is_main_process,
     )
     if state.is_main_process:
-        save_model(trainer.model, run.model_dir, result)
+        with quiet_library_bars():
+            save_model(trainer.model, run.model_dir, result)
         write_jsonl(run.root / "train_log.jsonl", history)
         if not settings.keep_checkpoints:
             shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
@@ -203,6 +207,15 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
 def _base_weights(model) -> dict:
     """A CPU copy of the weights before training: what the WiSE-FT merge averages back in."""
     return {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+
+
+def _readable_output(trainer, run: RunDir, *, metric: str, similarity: str, progress: bool) -> None:
+    """Swap the trainer's raw-dict printing for one bar and one line per validation (see progress.py)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    trainer.add_callback(ReadableProgress(run.root / "logs" / "train.log", metric=metric, similarity=similarity, progress=progress))
 
 
 def save_model(model, target: Path, result: TrainResult) -> None:
