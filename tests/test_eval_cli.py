@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,12 @@ def test_eval_beir_with_minilm_as_base(tmp_path, capsys):
     beir = cranfield_slice(tmp_path / "cranfield")
     out = tmp_path / "out"
     assert cli("eval", "--beir", str(beir), "--model", "minilm", "--out", str(out), "--dims", "384,128") == 0
-    assert "queries vs 30 documents" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "queries vs 30 documents" in captured.out
+    # a long eval is never silent: a line per model before and after, on stderr
+    assert re.search(r"eval: base: encoding \d+ queries and 30 documents", captured.err)
+    assert re.search(r"eval: base: ndcg@10 384: 0\.\d{4}, 128: 0\.\d{4} in \d+s", captured.err)
+    assert re.search(r"eval: bm25: indexing 30 documents", captured.err)
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"base", "bm25", "meta"}
     meta = metrics["meta"]
@@ -67,3 +73,14 @@ def test_eval_beir_errors_are_one_line(tmp_path, capsys):
     assert cli("eval", "--beir", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "BEIR folder not found" in lines[0]
+
+
+def test_encoding_a_large_corpus_shows_a_progress_bar(minilm_path, capsys):
+    from domainfit.evaluate.retrieval import PROGRESS_FROM, encode_texts
+    from domainfit.models import load_model
+
+    model = load_model("minilm")
+    encode_texts(model, ["short"] * (PROGRESS_FROM - 1), kind="document", batch_size=256)
+    assert "Batches" not in capsys.readouterr().err
+    encode_texts(model, ["short"] * PROGRESS_FROM, kind="document", batch_size=256)
+    assert "Batches" in capsys.readouterr().err

@@ -16,7 +16,6 @@ Example::
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
@@ -28,6 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
 ScoreBlock = Callable[[int, int], torch.Tensor]
 
 
+PROGRESS_FROM = 1000
+"""Texts from which encoding shows a progress bar."""
+
+
 def encode_texts(
     model: "SentenceTransformer",
     texts: Sequence[str],
@@ -36,10 +39,13 @@ def encode_texts(
     batch_size: int = 32,
     progress: bool | None = None,
 ) -> torch.Tensor:
-    """Full-size embeddings (one row per text) with the model's query or document prompt."""
+    """Full-size embeddings (one row per text) with the model's query or document prompt.
+
+    A progress bar shows from ``PROGRESS_FROM`` texts on (a large corpus takes minutes).
+    """
     encode = model.encode_query if kind == "query" else model.encode_document
     if progress is None:
-        progress = len(texts) >= 2000 and sys.stderr.isatty()
+        progress = len(texts) >= PROGRESS_FROM
     return encode(list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_tensor=True)
 
 
