@@ -207,6 +207,7 @@ def test_every_reason_code_is_listed():
         "What are the implications of these results?",
         "Why does this mutation occur?",
         "Is this normal?",
+        "How does this compare to earlier designs?",
         "How were these measurements obtained?",
         "How does that approach differ from earlier ones?",
         "What did the authors find about the lift coefficient?",
@@ -266,8 +267,11 @@ def test_questions_that_point_at_the_passage_are_not_self_contained(question):
         "What is the present value of an annuity?",
         "What is the current flowing through a superconducting coil?",
         "What was the former name of the Soviet space agency?",
-        # time words after "this", and "that" as a conjunction
+        # time words after "this", "that" as a conjunction, and "this/these" pointing back into the question
         "What happened to the economy this year?",
+        "Compressive stresses in a torispherical shell: which shell parameters make these stresses cause buckling?",
+        "How much were Kroger's capital expenditures in 2023, and how does this compare to 2022?",
+        "How many people did Kroger employ in 2023, and how many of these work in stores?",
         "Which drugs that inhibit kinase activity are approved?",
         "Laminar flow turns turbulent at Reynolds numbers near 500,000.",
         "heat transfer to a blunt body in hypersonic flow",

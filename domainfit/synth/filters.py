@@ -286,9 +286,9 @@ def _looks_like_question(text: str) -> bool:
 _DOCUMENT_NOUNS = r"passage|text|document|excerpt|abstract|article|paper|paragraph|section|chapter|context|report"
 _STUDY_NOUNS = (
     r"study|studies|research|work|experiments?|investigations?|analys[ie]s|trials?|surveys?|review|results|findings"
-    r"|data|dataset|methods?|approach|technique|model|system|framework|algorithm|scheme|procedure|measurements?"
-    r"|observations?|conclusions?|participants|cohort|mutations?|authors?"
+    r"|data|dataset|measurements?|observations?|conclusions?|participants|cohort|mutations?|authors?"
 )
+_METHOD_NOUNS = r"methods?|approach|technique|model|system|framework|algorithm|scheme|procedure"
 _PEOPLE = r"authors?|researchers|investigators|participants|respondents"
 _OWN_WORK = r"study|paper|work|research|investigation|analysis|experiments?|findings|results|article|passage|text"
 _TIME_NOUNS = (
@@ -306,18 +306,18 @@ _REFERENCE_END = (
     r"|demonstrate|demonstrates|demonstrated|imply|implies|implied|examine|examines|examined|investigate"
     r"|investigates|investigated|focus|focuses|focused|explain|explains|explained|claim|claims|claimed|argue"
     r"|argues|argued|mean|means|refer|refers|provide|provides|provided|identify|identifies|identified"
-    r"|measure|measures|measured|observe|observes|observed|conduct|conducts|conducted|obtain|obtains"
-    r"|obtained|do|does|did|have|has|had|can|could|would|should|will|about|regarding"
+    r"|measure|measures|measured|observe|observes|observed|conduct|conducts|conducted"
+    r"|do|does|did|have|has|had|can|could|would|should|will|about|regarding"
     r"|what|how|which|why|who|when|where)\b)"
 )
+_DEMONSTRATIVE = re.compile(rf"\b(?:this|these)\b(?!\s+(?:{_TIME_NOUNS})s?\b)(?:\s+([\w-]+))?", re.IGNORECASE)
 _NOT_SELF_CONTAINED = re.compile(
-    rf"""\b(?:this|these)\b(?!\s+(?:{_TIME_NOUNS})s?\b)
-      | \b(?:that|those)\s+(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS})\b
+    rf"""\b(?:that|those)\s+(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS}|{_METHOD_NOUNS})\b
       | \bthe\s+above\b | \babove[-\s]mentioned\b | \b(?:aforementioned|aforesaid|foregoing)\b
       | \b(?:mentioned|described|listed|shown|stated|noted|outlined|discussed|cited)\s+(?:above|earlier|previously)\b
       | \b(?:given|provided|following|previous|preceding)\s+(?:{_DOCUMENT_NOUNS})\b
       | \bthe\s+(?:proposed|described|mentioned|reported|presented|discussed|given|said)
-               \s+(?:[\w-]+\s+)?(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS})\b
+               \s+(?:[\w-]+\s+)?(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS}|{_METHOD_NOUNS})\b
       | \bthe\s+(?:present|current|new|previous|following)\s+(?:[\w-]+\s+)?(?:{_OWN_WORK})\b
       | \bthe\s+(?:{_PEOPLE})\b(?!\s+of\b)
       | \bthe\s+(?:{_DOCUMENT_NOUNS}|{_STUDY_NOUNS}){_REFERENCE_END}""",
@@ -331,7 +331,8 @@ def check_self_contained(question: str) -> str | None:
     A search query is typed by someone who has not read the chunk: "What is the
     purpose of this study?" or "What do the authors conclude?" can be answered by
     every abstract in a corpus, so training on it teaches nothing (and the chunk
-    can't be found with it). Caught: *this/these* + anything but a time word;
+    can't be found with it). Caught: *this/these* + anything but a time word or a
+    noun the question already named ("stresses ... these stresses" passes);
     *that/those* + a study or document noun; *above/aforementioned*; *the present /
     proposed / described ... study*; *the authors / researchers* (unless "of ...");
     *the study / results / paper ...* when nothing follows that names it ("the
@@ -342,7 +343,34 @@ def check_self_contained(question: str) -> str | None:
         check_self_contained("What is the purpose of this study?")                  # 'not_self_contained'
         check_self_contained("What is the transition Reynolds number on a flat plate?")   # None
     """
-    return NOT_SELF_CONTAINED if _NOT_SELF_CONTAINED.search(question) else None
+    if _NOT_SELF_CONTAINED.search(question):
+        return NOT_SELF_CONTAINED
+    for match in _DEMONSTRATIVE.finditer(question):
+        if not _names_an_earlier_word(question[: match.start()], match.group(1)):
+            return NOT_SELF_CONTAINED
+    return None
+
+
+_BACK_REFERENCE_VERBS = frozenset(
+    "compare compares compared change changes changed differ differs affect affects affected relate relates "
+    "measured calculated determined reflect reflects include includes divided split were".split()
+)
+
+
+def _names_an_earlier_word(before: str, noun: str | None) -> bool:
+    """The demonstrative points back into the question itself, not at the passage.
+
+    "... stresses ... these stresses", or "How much was X in 2023, and how does this
+    compare to 2022?" (a second clause about the first one).
+    """
+    if not noun:
+        return False
+    word = noun.lower()
+    second_clause = re.search(r",|\band\b", before)
+    if second_clause and (word in _BACK_REFERENCE_VERBS or re.search(r"\bof\s*$", before)):
+        return True
+    stem = word.rstrip("s")
+    return len(stem) > 2 and any(earlier.rstrip("s") == stem for earlier in _words(before))
 
 
 # --------------------------------------------------------------------------- not a prompt example
