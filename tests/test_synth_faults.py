@@ -46,8 +46,9 @@ def docs(tmp_path: Path) -> Path:
 class DripServer:
     """Answers every request with headers at once, then one body byte every ``every_s`` seconds."""
 
-    def __init__(self, every_s: float = 2.0):
+    def __init__(self, every_s: float = 2.0, give_up_s: float = 30.0):
         self.every_s = every_s
+        self.give_up_s = give_up_s  # without a deadline on the client, each request is held this long
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.closing = threading.Event()
         self.held: list[float] = []
@@ -70,8 +71,8 @@ class DripServer:
         try:
             conn.recv(65536)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
-            while not self.closing.wait(self.every_s):
-                conn.sendall(b" ")
+            while not self.closing.wait(self.every_s) and time.monotonic() - started < self.give_up_s:
+                conn.sendall(b" ")  # fails once the client has hung up
         except OSError:
             pass
         finally:
@@ -86,18 +87,19 @@ class DripServer:
 def test_timeout_s_is_a_deadline_for_the_whole_request_even_when_bytes_keep_dripping(tmp_path, docs, capsys):
     server = DripServer(every_s=0.5)  # a read never waits long, so httpx's own timeout never fires
     try:
-        started = time.monotonic()
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", server.base_url, *FAST,
             "--config", str(config_file(tmp_path, timeout_s=2, max_retries=0)),
         )  # fmt: skip
-        elapsed = time.monotonic() - started
+        deadline = time.monotonic() + 10
+        while len(server.held) < 3 and time.monotonic() < deadline:  # the drip threads notice the hang-up
+            time.sleep(0.1)
     finally:
         server.close()
     err = capsys.readouterr().err
     assert code == 2
     assert "every request failed: timeout x 3" in err
-    assert elapsed < 30, f"synth took {elapsed:.0f}s"  # 3 chunks, 2 at a time, 2 s each (plus loading the model)
+    assert len(server.held) == 3 and max(server.held) < 6, server.held  # 2 s, not the 30 s the server would drip
     rejects = read_jsonl(tmp_path / "run" / "rejected.jsonl")
     assert [row["reason"] for row in rejects] == ["llm_error: timeout after 1 attempt(s)"] * 3
 
