@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -362,8 +362,27 @@ def write_chunks(path: str | Path, chunks: Sequence[Chunk]) -> Path:
 # --------------------------------------------------------------------------- manifest
 
 
+# The config sections whose values change each stage's output (base_model always
+# counts): a stage records their hash, and the pipeline redoes a stage whose hash changed.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "synth": ("llm", "synth"),
+    "review": (),
+    "split": ("split",),
+    "mine": ("mining", "split"),
+    "baseline": ("eval", "split"),
+    "train": ("train",),
+    "eval": ("eval", "split"),
+    "export": ("export",),
+}
+
+
 class StageRecord(BaseModel):
-    """What the manifest knows about one stage of a run."""
+    """What the manifest knows about one stage of a run: ``manifest.json``'s ``stages.<name>``.
+
+    ``config_hash`` is the hash of the stage's :data:`STAGE_SECTIONS`; ``input_hash``
+    the hash of the earlier stages' outputs it read, set by the pipeline (None when
+    the stage ran on its own, so the pipeline redoes it once).
+    """
 
     status: Literal["running", "done", "failed", "skipped"] = "running"
     config_hash: str | None = None
@@ -410,16 +429,21 @@ def read_manifest(run: RunDir) -> dict[str, Any]:
     return data
 
 
-def update_manifest(run: RunDir, **fields: Any) -> dict[str, Any]:
-    """Merge top-level fields into ``manifest.json`` (atomic read-modify-write)."""
+def _change_manifest(run: RunDir, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read ``manifest.json``, apply ``change``, stamp the time and versions, write it atomically."""
     with _manifest_lock:
         data = read_manifest(run)
         data.setdefault("created", utc_now())
         data["updated"] = utc_now()
         data["versions"] = package_versions()
-        data.update(fields)
+        change(data)
         write_json(run.manifest, data)
         return data
+
+
+def update_manifest(run: RunDir, **fields: Any) -> dict[str, Any]:
+    """Merge top-level fields into ``manifest.json``."""
+    return _change_manifest(run, lambda data: data.update(fields))
 
 
 def stage_record(run: RunDir, stage: str) -> StageRecord | None:
@@ -430,13 +454,7 @@ def stage_record(run: RunDir, stage: str) -> StageRecord | None:
 
 def record_stage(run: RunDir, stage: str, record: StageRecord) -> None:
     """Store one stage's record in the manifest."""
-    with _manifest_lock:
-        data = read_manifest(run)
-        data.setdefault("created", utc_now())
-        data["updated"] = utc_now()
-        data["versions"] = package_versions()
-        data["stages"][stage] = record.model_dump(mode="json")
-        write_json(run.manifest, data)
+    _change_manifest(run, lambda data: data["stages"].__setitem__(stage, record.model_dump(mode="json")))
 
 
 @contextlib.contextmanager

@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from .artifacts import json_hash
+from .artifacts import STAGE_SECTIONS, json_hash
 from .errors import ConfigError, first_validation_error
 
 if sys.version_info >= (3, 11):
@@ -409,6 +409,10 @@ class RunConfig(_Section):
         if self.llm.api_key is not None:
             data["llm"]["api_key"] = mask_secret(self.llm.api_key.get_secret_value())
         return data
+
+    def stage_hash(self, stage: str) -> str:
+        """The hash of the config sections that govern ``stage`` (see ``artifacts.STAGE_SECTIONS``)."""
+        return self.section_hash(*STAGE_SECTIONS[stage])
 
     def section_hash(self, *sections: str) -> str:
         """A short stable hash of the named sections (plus base_model): a stage's cache key."""

@@ -1,8 +1,9 @@
 """The end-to-end run: synth -> split -> mine -> baseline -> train -> eval -> report.
 
-Each stage's output files double as its cache. The manifest records, per stage, the
-hash of the config sections that govern it and the hash of its inputs (the outputs
-of the stages before it). Re-running skips a stage whose hashes match and whose
+Each stage's output files double as its cache. Each stage records itself in the
+manifest (``stages.<name>``, an :class:`~domainfit.artifacts.StageRecord`) with the
+hash of the config sections that govern it (``artifacts.STAGE_SECTIONS``); the
+pipeline adds the hash of its inputs (the outputs of the stages before it). Re-running skips a stage whose hashes match and whose
 outputs exist; a stage whose config or inputs changed is redone, and since that
 changes its outputs, every stage after it is redone too. A stage that was killed
 half way is re-entered and continues on its own (synth from its last flushed pair,
@@ -20,23 +21,13 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from .artifacts import RunDir, content_hash, read_manifest, stage_record, update_manifest, utc_now
+from .artifacts import RunDir, content_hash, record_stage, stage_record, update_manifest
 from .config import RunConfig
-from .errors import ConfigError, DocumentError
+from .errors import ArtifactError, ConfigError, DocumentError
 
 STAGES = ("synth", "split", "mine", "baseline", "train", "eval")
-
-# Config sections that change each stage's output (base_model is always included).
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "synth": ("llm", "synth"),
-    "split": ("split",),
-    "mine": ("mining",),
-    "baseline": ("eval",),
-    "train": ("train",),
-    "eval": ("eval",),
-}
 
 
 @dataclass
@@ -147,41 +138,27 @@ def run_pipeline(
     result = PipelineResult(run=run)
     forced = set(STAGES[STAGES.index(from_stage) :]) if from_stage else set()
     for stage in _stages(docs, run, config, progress):
-        config_hash = config.section_hash(*STAGE_SECTIONS[stage.name])
         inputs = stage.inputs()
-        record = _pipeline_record(run, stage.name)
+        record = stage_record(run, stage.name)
         up_to_date = (
             stage.name not in forced
             and record is not None
-            and record.get("status") == "done"
-            and record.get("config_hash") == config_hash
-            and record.get("input_hash") == inputs
+            and record.status == "done"
+            and record.config_hash == config.stage_hash(stage.name)
+            and record.input_hash == inputs
             and stage.complete()
         )
         if up_to_date:
             result.outcomes.append(StageOutcome(stage.name, "skipped"))
             log(f"[{stage.name}] up to date, skipped")
             continue
-        interrupted = record is not None and record.get("status") in ("running", "failed")
+        interrupted = record is not None and record.status in ("running", "failed")
         action = "resumed" if interrupted else "ran"
         log(f"[{stage.name}] {'resuming' if interrupted else 'running'}")
-        _set_pipeline_record(
-            run, stage.name, {"status": "running", "config_hash": config_hash, "input_hash": inputs, "started": utc_now()}
-        )
         start = time.perf_counter()
         summary = stage.execute()
         seconds = time.perf_counter() - start
-        _set_pipeline_record(
-            run,
-            stage.name,
-            {
-                "status": "done",
-                "config_hash": config_hash,
-                "input_hash": inputs,
-                "finished": utc_now(),
-                "seconds": round(seconds, 3),
-            },
-        )
+        _record_inputs(run, stage.name, inputs)
         result.outcomes.append(StageOutcome(stage.name, action, seconds, summary))
 
     from .report import write_run_report
@@ -237,14 +214,13 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
     ]
 
 
-def _pipeline_record(run: RunDir, name: str) -> dict[str, Any] | None:
-    return read_manifest(run).get("pipeline", {}).get(name)
-
-
-def _set_pipeline_record(run: RunDir, name: str, record: dict[str, Any]) -> None:
-    pipeline = read_manifest(run).get("pipeline", {})
-    pipeline[name] = record
-    update_manifest(run, pipeline=pipeline)
+def _record_inputs(run: RunDir, name: str, inputs: str) -> None:
+    """Add the inputs' hash to the record the stage just wrote (the stage cannot know the pipeline's)."""
+    record = stage_record(run, name)
+    if record is None:
+        raise ArtifactError(f"stage {name} wrote no record to {run.manifest}")
+    record.input_hash = inputs
+    record_stage(run, name, record)
 
 
 def _archive_synth_outputs(run: RunDir) -> None:
@@ -265,14 +241,9 @@ def _do_synth(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> str
 
 
 def _do_split(run: RunDir, config: RunConfig) -> str:
-    from .artifacts import read_chunks
-    from .splits import make_splits, write_splits
-    from .review import reviewed_pairs
+    from .splits import run_split
 
-    pairs, review = reviewed_pairs(run)
-    splits = make_splits(pairs, read_chunks(run.chunks), config.split)
-    write_splits(run, splits, pairs)
-    update_manifest(run, review=review.counts(), split={"by": splits.by, **splits.counts()})
+    splits = run_split(run, config)
     counts = splits.counts()
     return f"split by {splits.by}: {counts['train']} train, {counts['val']} val, {counts['test']} test pairs"
 
@@ -292,5 +263,4 @@ def _do_train(run: RunDir, config: RunConfig, progress: bool) -> str:
 def _do_eval(run: RunDir, config: RunConfig, *, include_finetuned: bool) -> str:
     from .evaluate import run_evaluation
 
-    stage = "eval" if include_finetuned else "baseline"
-    return run_evaluation(run, config, include_finetuned=include_finetuned, stage=stage).summary()
+    return run_evaluation(run, config, include_finetuned=include_finetuned).summary()

@@ -21,6 +21,7 @@ MIN_MEANINGFUL_QUERIES = 30
 
 STAGE_TITLES = {
     "synth": "Documents, chunks and generated pairs",
+    "split": "Splitting",
     "mine": "Hard-negative mining",
     "baseline": "Baseline evaluation (before training)",
     "train": "Training",

@@ -26,8 +26,20 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .artifacts import Chunk, Pair, RunDir, normalize_text, read_chunks, read_json, read_jsonl, write_json, write_jsonl
-from .config import SplitConfig
+from .artifacts import (
+    Chunk,
+    Pair,
+    RunDir,
+    normalize_text,
+    read_chunks,
+    read_json,
+    read_jsonl,
+    stage_run,
+    update_manifest,
+    write_json,
+    write_jsonl,
+)
+from .config import RunConfig, SplitConfig
 from .errors import ArtifactError, SplitError
 from .review import reviewed_pairs
 
@@ -238,4 +250,25 @@ def ensure_splits(run: RunDir, config: SplitConfig) -> Splits:
     pairs, _ = reviewed_pairs(run)
     splits = make_splits(pairs, read_chunks(run.chunks), config)
     write_splits(run, splits, pairs)
+    return splits
+
+
+def run_split(run: RunDir, config: RunConfig) -> Splits:
+    """The split stage: split the reviewed pairs anew and write ``splits/`` (see :func:`make_splits`).
+
+    Unlike :func:`ensure_splits` it always re-splits; the pipeline runs it when the
+    pairs or ``split.*`` changed. The split's and review's counts go to the manifest's
+    top-level ``split`` and ``review`` (the run report's sections), the timing to
+    ``stages.split``.
+
+    Example::
+
+        splits = run_split(RunDir("runs/demo"), load_config())
+        splits.counts()     # {'train': 40, 'val': 5, 'test': 10}
+    """
+    with stage_run(run, "split", config_hash=config.stage_hash("split")):
+        pairs, review = reviewed_pairs(run)
+        splits = make_splits(pairs, read_chunks(run.chunks), config.split)
+        write_splits(run, splits, pairs)
+        update_manifest(run, review=review.counts(), split={"by": splits.by, **splits.counts()})
     return splits

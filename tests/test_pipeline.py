@@ -102,7 +102,7 @@ def test_run_end_to_end_then_a_train_change_reruns_train_and_eval_only(tmp_path)
         forced = run_pipeline(docs, run, config, from_stage="eval", log=lambda _: None)
         assert forced.ran() == ["eval"]
         manifest = read_manifest(run)
-        assert manifest["pipeline"]["train"]["status"] == "done"
+        assert manifest["stages"]["train"]["status"] == "done"
         for path in (run.manifest, run.report, run.eval_dir / "report.md"):
             assert SECRET not in path.read_text(), f"the API key leaked into {path.name}"
 

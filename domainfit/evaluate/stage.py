@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifacts import RunDir, content_hash, read_chunks, read_json, stage_run
+from ..artifacts import RunDir, read_chunks, read_json, stage_run
 from ..config import RunConfig
 from ..errors import ArtifactError, EvaluationError, SplitError
 from ..splits import Splits, ensure_splits, leaked_chunks
@@ -150,7 +150,7 @@ class _Evidence:
 
 def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], config: RunConfig, *,
             stage: str, queries: _Evidence | None = None, warnings: Sequence[str] = ()) -> EvalResult:
-    with stage_run(target.ensure(), stage, config_hash=config.section_hash("eval", "split")) as record:
+    with stage_run(target.ensure(), stage, config_hash=config.stage_hash(stage)) as record:
         done: list[dict[str, Any]] = []
         files: dict[str, Path] = {}
         reused: list[str] = []
@@ -165,7 +165,6 @@ def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], c
         synthetic = done[0] if evidence else {}
         result = EvalResult(target.eval_dir, synthetic, files, reused,
                             queries_metrics=done[-1] if queries else None, warnings=list(warnings))
-        record.input_hash = content_hash(*(metrics[report.META]["queries_hash"] for metrics in done))
         record.counts.update(result.counts())
         record.details.update({"labels": result.labels(), "main_table": result.markdown()})
         if warnings:
@@ -185,7 +184,6 @@ def run_evaluation(
     out: RunDir | None = None,
     labels: Sequence[str] | None = None,
     include_finetuned: bool = True,
-    stage: str = "eval",
     queries: str | Path | None = None,
 ) -> EvalResult:
     """Evaluate the run's held-out test queries (and real queries, if given) against all of its chunks.
@@ -194,7 +192,8 @@ def run_evaluation(
     relevant chunks are its own and any chunk with the same normalised text. Models:
     ``base``, ``finetuned`` (``RUN/model`` if it exists and ``include_finetuned``),
     each of ``models`` (``LABEL=PATH`` or ``PATH``), and ``bm25`` if ``eval.bm25``.
-    ``labels`` keeps only those labels. Results go to ``(out or run)/eval/``.
+    ``labels`` keeps only those labels. Results go to ``(out or run)/eval/``. Without
+    the fine-tuned model the manifest records stage ``baseline``, else ``eval``.
 
     ``queries`` (default ``eval.queries``) is a JSONL file of real queries judged by
     document (see :mod:`.queries`); they go to ``eval/queries/`` and are the headline.
@@ -224,6 +223,7 @@ def run_evaluation(
             raise
         evidence = []
         warnings.append(f"synthetic test split not evaluated: {error}")
+    stage = "eval" if include_finetuned else "baseline"
     return _finish(target, evidence, specs, config, stage=stage, queries=real, warnings=warnings)
 
 
@@ -293,7 +293,6 @@ def evaluate_beir(
     *,
     models: Sequence[str] = (),
     split: str = "test",
-    stage: str = "eval",
 ) -> EvalResult:
     """Evaluate models on a BEIR folder (human-written queries); writes ``OUT/eval/``.
 
@@ -308,4 +307,4 @@ def evaluate_beir(
     specs = candidate_models(config, models)
     meta = {"source": f"BEIR folder {beir_dir} (qrels/{split}.tsv)", "split": None,
             "leak_check": {"status": "not applicable (human-written queries)", "leaked_chunks": 0}}
-    return _finish(out, [_Evidence(task, out.eval_dir, meta)], specs, config, stage=stage)
+    return _finish(out, [_Evidence(task, out.eval_dir, meta)], specs, config, stage="eval")

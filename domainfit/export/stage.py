@@ -101,7 +101,7 @@ def run_export(run: RunDir, config: RunConfig, *, progress: bool = True) -> Expo
     if settings.onnx and (reason := onnx_unavailable()):
         raise ConfigError(reason)
     started = time.perf_counter()
-    with stage_run(run, "export", config_hash=config.section_hash("export")) as record:
+    with stage_run(run, "export", config_hash=config.stage_hash("export")) as record:
         model = load_model(run.model_dir)
         model_dim = embedding_dim(model)
         dim = check_export_dim(settings.dim, model_dim, _trained_dims(run))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import models
-from ..artifacts import RunDir, content_hash, normalize_text, read_chunks, stage_run, write_parquet
+from ..artifacts import RunDir, normalize_text, read_chunks, stage_run, write_parquet
 from ..config import RunConfig
 from ..errors import MiningError
 from .index import AnnReport, ChunkIndex, IndexUpdate, chunk_ref
@@ -141,7 +141,7 @@ def run_mining(
             f"e.g. pair {missing[0].pair_id} -> chunk {missing[0].chunk_id}"
         )
     started = time.perf_counter()
-    with stage_run(run, "mine", config_hash=config.section_hash("mining", "split")) as record:
+    with stage_run(run, "mine", config_hash=config.stage_hash("mine")) as record:
         splits = ensure_splits(run, config.split)
         split_of = {pair_id: name for name in ("train", "val", "test") for pair_id in splits.ids(name)}
         mined_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) in ("train", "val")]
@@ -205,9 +205,6 @@ def run_mining(
             ann=outcome.ann,
             stats=outcome.stats,
             seconds=time.perf_counter() - started,
-        )
-        record.input_hash = content_hash(
-            model_id, *sorted(chunk_by_id), *sorted(f"{pair.pair_id}:{split_of.get(pair.pair_id)}" for pair in pairs)
         )
         record.counts = result.counts()
         record.details = {

@@ -187,7 +187,7 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
     run = RunDir(run.root if isinstance(run, RunDir) else run).ensure()
     result = SynthResult(run=run, token_budget=config.synth.token_budget)
     report = result.generation
-    with stage_run(run, "synth", config_hash=config.section_hash("llm", "synth")) as record:
+    with stage_run(run, "synth", config_hash=config.stage_hash("synth")) as record:
         loaded = load_documents(Path(docs), config.synth, progress=progress)
         result.documents = len(loaded.documents)
         result.skipped = {skipped.source: skipped.reason for skipped in loaded.skipped}

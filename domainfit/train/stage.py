@@ -129,7 +129,7 @@ def run_training(run: RunDir, config: RunConfig, *, progress: bool = True) -> Tr
     check_tracker(config.train.report_to)
     state = distributed_state()
     if state.is_main_process:
-        recording = stage_run(run, "train", config_hash=config.section_hash("train"))
+        recording = stage_run(run, "train", config_hash=config.stage_hash("train"))
     else:
         recording = contextlib.nullcontext(StageRecord())
     with recording as record:
