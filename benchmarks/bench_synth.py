@@ -83,7 +83,7 @@ async def _generate_once(chunks, base_url: str, concurrency: int, run_root: Path
     from domainfit.config import load_config
     from domainfit.synth.filters import DuplicateFilter
     from domainfit.synth.generate import AnswerChecker, generate_pairs
-    from domainfit.synth.llm import LLMClient, resolve_style
+    from domainfit.synth.llm import Endpoint, LLMClient
     from domainfit.synth.store import SynthStore
 
     config = load_config(
@@ -92,9 +92,7 @@ async def _generate_once(chunks, base_url: str, concurrency: int, run_root: Path
     )
     store = SynthStore(RunDir(run_root).ensure())
     checker = AnswerChecker(config.synth, count_tokens, DuplicateFilter(None, config.synth.near_duplicate_cosine))
-    async with LLMClient(
-        config.llm, base_url=base_url, model="stub", style=resolve_style(config.llm), questions_per_chunk=2
-    ) as client:
+    async with LLMClient(Endpoint.remote(config.llm, base_url, "stub"), config.llm, questions_per_chunk=2) as client:
         started = time.perf_counter()
         report = await generate_pairs(chunks, client, checker, store, config, resume=store.recover())
         return report, time.perf_counter() - started

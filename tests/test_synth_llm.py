@@ -24,7 +24,7 @@ from domainfit.errors import LLMError
 from domainfit.synth import prompts
 from domainfit.synth.filters import DuplicateFilter
 from domainfit.synth.generate import AnswerChecker, GenerationReport, generate_pairs
-from domainfit.synth.llm import LLMClient, open_endpoint, resolve_style
+from domainfit.synth.llm import Endpoint, LLMClient, open_endpoint
 from domainfit.synth.local_server import free_port
 from domainfit.synth.retry import MinuteLimiter, RetryPolicy, retry_after_seconds
 from domainfit.synth.schema import QuestionSet, question_set_model
@@ -88,10 +88,8 @@ def generate(
 
     async def main() -> LLMClient:
         async with LLMClient(
+            Endpoint.remote(config.llm, stub.base_url, "stub"),
             config.llm,
-            base_url=stub.base_url,
-            model="stub",
-            style=resolve_style(config.llm),
             questions_per_chunk=config.synth.questions_per_chunk,
         ) as client:
             await generate_pairs(chunks, client, checker, store, config, resume=state, report=report)
@@ -292,7 +290,7 @@ def test_unreachable_endpoint_fails_fast_naming_the_url(tmp_path):
     checker = AnswerChecker(config.synth, lambda t: len(t.split()), DuplicateFilter(None, 0.95))
 
     async def main() -> None:
-        async with LLMClient(config.llm, base_url=url, model="m", style=resolve_style(config.llm), questions_per_chunk=2) as client:
+        async with LLMClient(Endpoint.remote(config.llm, url, "m"), config.llm, questions_per_chunk=2) as client:
             await generate_pairs(chunks, client, checker, SynthStore(RunDir(tmp_path).ensure()), config)
 
     started = time.perf_counter()

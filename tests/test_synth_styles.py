@@ -16,7 +16,7 @@ from domainfit.errors import ConfigError
 from domainfit.synth import prompts
 from domainfit.synth.filters import DuplicateFilter, check_pair
 from domainfit.synth.generate import AnswerChecker, GenerationReport, chunk_key, generate_pairs
-from domainfit.synth.llm import LLMClient, resolve_style
+from domainfit.synth.llm import Endpoint, LLMClient
 from domainfit.synth.schema import question_set_model
 from domainfit.synth.store import SynthStore
 from domainfit.synth.styles import pick_style, style_shares
@@ -171,7 +171,7 @@ def run_generation(stub: OpenAIStub, chunks, run_root: Path, **overrides):
 
     async def main() -> LLMClient:
         async with LLMClient(
-            config.llm, base_url=stub.base_url, model="stub", style=resolve_style(config.llm),
+            Endpoint.remote(config.llm, stub.base_url, "stub"), config.llm,
             questions_per_chunk=config.synth.questions_per_chunk,
         ) as client:  # fmt: skip
             await generate_pairs(chunks, client, checker, store, config, resume=state, report=report)
@@ -225,11 +225,11 @@ def test_question_runs_resume_with_the_keys_from_before_styles(tmp_path):
     chunks = make_chunks(["ZX-TURBINE", "ZX-TRAVEL"])
     with OpenAIStub(answer_in_style, completion_for=completion_in_style) as stub:
         config = load_config(overrides={"llm.base_url": stub.base_url, "llm.model": "stub"}, environ={})
-        client = LLMClient(config.llm, base_url=stub.base_url, model="stub", style=resolve_style(config.llm),
-                           questions_per_chunk=2)  # fmt: skip
+        client = LLMClient(Endpoint.remote(config.llm, stub.base_url, "stub"), config.llm, questions_per_chunk=2)
+        endpoint = client.endpoint
         before_styles = content_hash(
-            chunks[0].chunk_id, prompts.PROMPT_VERSION, "stub", client.style.value, repr(client.temperature), "2",
-            str(client.max_tokens),
+            chunks[0].chunk_id, prompts.PROMPT_VERSION, "stub", endpoint.style.value, repr(endpoint.temperature), "2",
+            str(endpoint.max_tokens),
         )  # fmt: skip
         asyncio.run(client.aclose())
         assert chunk_key(chunks[0].chunk_id, client) == before_styles

@@ -57,11 +57,11 @@ def chunk_key(chunk_id: str, client: LLMClient, query_style: str = "question") -
     parts = [
         chunk_id,
         PROMPT_VERSION,
-        client.model,
-        client.style.value,
-        repr(client.temperature),
+        client.endpoint.model,
+        client.endpoint.style.value,
+        repr(client.endpoint.temperature),
         str(client.questions_per_chunk),
-        str(client.max_tokens),
+        str(client.endpoint.max_tokens),
     ]
     if query_style != "question":
         parts.append(f"query_style={query_style}")
@@ -70,7 +70,7 @@ def chunk_key(chunk_id: str, client: LLMClient, query_style: str = "question") -
 
 def generator_record(client: LLMClient) -> dict[str, str]:
     """What ``Pair.generator`` says about where a question came from."""
-    return {"model": client.model, "prompt_version": PROMPT_VERSION, "prompt_style": client.style.value}
+    return {"model": client.endpoint.model, "prompt_version": PROMPT_VERSION, "prompt_style": client.endpoint.style.value}
 
 
 def reason_group(reason: str) -> str:
@@ -324,12 +324,12 @@ async def generate_pairs(
             await queue.put(outcome)
             if refused_in_a_row >= UNREACHABLE_CHUNKS:
                 raise LLMError(
-                    f"cannot reach the LLM at {client.base_url}: connection refused for the first "
+                    f"cannot reach the LLM at {client.endpoint.base_url}: connection refused for the first "
                     f"{refused_in_a_row} chunks; is the server running? (--llm-base-url / llm.base_url)"
                 )
 
     committer = asyncio.create_task(_commit_loop(queue, store, on_commit))
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(client.max_concurrency, len(todo))))]
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(client.endpoint.max_concurrency, len(todo))))]
     try:
         running = set(workers)
         while running:
@@ -350,7 +350,7 @@ async def generate_pairs(
         report.usage = client.usage.minus(usage_before)
         report.seconds = time.perf_counter() - started
     if report.chunks_failed and not report.chunks_done and report.stopped is None:  # every commit is in by now
-        raise LLMError(every_request_failed(client.failures, report.chunks_failed, client.base_url))
+        raise LLMError(every_request_failed(client.failures, report.chunks_failed, client.endpoint.base_url))
     return report
 
 

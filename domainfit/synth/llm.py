@@ -20,8 +20,8 @@ key, unknown model) raise :class:`~domainfit.errors.LLMError`.
 
 Example::
 
-    async with LLMClient(cfg.llm, base_url=url, model="gpt-4o-mini", style=PromptStyle.tools,
-                         questions_per_chunk=2) as client:
+    endpoint = Endpoint.remote(cfg.llm, url, "gpt-4o-mini")
+    async with LLMClient(endpoint, cfg.llm, questions_per_chunk=2) as client:
         answer = await client.write_questions(chunk.text)
 """
 
@@ -159,7 +159,11 @@ LOCAL_CONCURRENCY = 1
 
 @dataclass
 class Endpoint:
-    """Where questions come from: the URL, the model name and how to prompt it."""
+    """Where questions come from: the URL, the model name and how to prompt it.
+
+    The sampling settings here are the ones in effect: the offline model has its own
+    defaults for what the config leaves unset (see :func:`open_endpoint`).
+    """
 
     base_url: str
     model: str
@@ -169,6 +173,14 @@ class Endpoint:
     max_tokens: int
     timeout_s: float
     local: bool = False
+
+    @classmethod
+    def remote(cls, config: LLMConfig, base_url: str, model: str) -> "Endpoint":
+        """An endpoint at ``base_url`` serving ``model``, with the config's settings as they are."""
+        return cls(
+            base_url, model, resolve_style(config), config.temperature, config.max_concurrency, config.max_tokens,
+            config.timeout_s,
+        )
 
     @property
     def label(self) -> str:
@@ -185,13 +197,9 @@ def open_endpoint(config: LLMConfig) -> Iterator[Endpoint]:
     ``llm.model``, a single model listed by the endpoint is used; otherwise the
     error names the models on offer.
     """
-    style = resolve_style(config)
     if not config.is_local:
         assert config.base_url is not None
-        model = config.model or _only_model(config.base_url, config)
-        yield Endpoint(
-            config.base_url, model, style, config.temperature, config.max_concurrency, config.max_tokens, config.timeout_s
-        )
+        yield Endpoint.remote(config, config.base_url, config.model or _only_model(config.base_url, config))
         return
     from .local_server import LocalLLMServer, packaged_gguf
 
@@ -209,7 +217,7 @@ def open_endpoint(config: LLMConfig) -> Iterator[Endpoint]:
         yield Endpoint(
             server.base_url,
             server.model,
-            style,
+            resolve_style(config),
             temperature,
             min(config.max_concurrency, LOCAL_CONCURRENCY),
             max_tokens,
@@ -331,40 +339,25 @@ class LLMClient:
     optional requests/tokens-per-minute limiters. ``usage`` totals every attempt.
     """
 
-    def __init__(
-        self,
-        config: LLMConfig,
-        *,
-        base_url: str,
-        model: str,
-        style: PromptStyle,
-        questions_per_chunk: int,
-        temperature: float | None = None,
-        max_concurrency: int | None = None,
-        max_tokens: int | None = None,
-        seed: int | None = None,
-        timeout_s: float | None = None,
-    ):
-        self.config = config
-        self.base_url = base_url
-        self.model = model
-        self.style = PromptStyle(style)
-        if self.style is PromptStyle.auto:
+    def __init__(self, endpoint: Endpoint, config: LLMConfig, *, questions_per_chunk: int, seed: int | None = None):
+        """``endpoint`` says where and how to sample; ``config`` how to retry, pace and re-ask.
+
+        ``seed`` makes the completion style's samples repeatable (the offline model).
+        """
+        if endpoint.style is PromptStyle.auto:
             raise ValueError("resolve the prompt style first (resolve_style)")
+        self.endpoint = endpoint
+        self.config = config
         self.questions_per_chunk = questions_per_chunk
-        self.max_concurrency = max_concurrency or config.max_concurrency
-        self.temperature = config.temperature if temperature is None else temperature
-        self.max_tokens = max_tokens or config.max_tokens
         self.seed = seed
         self.policy = RetryPolicy(config.max_retries, config.retry_initial_delay_s, config.retry_max_delay_s)
-        self.timeout_s = config.timeout_s if timeout_s is None else timeout_s
         self.usage = Usage()
         self.failures: collections.Counter[str] = collections.Counter()
         """Failed HTTP attempts by cause (``HTTP 503``, ``timeout``, ...), retries included."""
         self.ever_answered = False
         self._secret = config.api_key.get_secret_value() if config.api_key is not None else None
-        self._client = make_openai_client(base_url, config, self.timeout_s)
-        self._semaphore = asyncio.Semaphore(self.max_concurrency)
+        self._client = make_openai_client(endpoint.base_url, config, endpoint.timeout_s)
+        self._semaphore = asyncio.Semaphore(endpoint.max_concurrency)
         self._rpm = MinuteLimiter(config.requests_per_minute) if config.requests_per_minute else None
         self._tpm = MinuteLimiter(config.tokens_per_minute) if config.tokens_per_minute else None
 
@@ -381,7 +374,7 @@ class LLMClient:
 
     async def _send(self, call: Callable[[], Awaitable[Any]], usage: Usage, prompt_chars: int) -> Any:
         """One logical request: paced, bounded, retried, and counted per attempt."""
-        estimate = prompt_chars / CHARS_PER_TOKEN + self.max_tokens
+        estimate = prompt_chars / CHARS_PER_TOKEN + self.endpoint.max_tokens
 
         async def attempt() -> Any:
             if self._rpm is not None:
@@ -390,7 +383,7 @@ class LLMClient:
                 await self._tpm.acquire(estimate)
             async with self._semaphore:
                 try:
-                    response = await _within(self.timeout_s, call(), self.base_url)
+                    response = await _within(self.endpoint.timeout_s, call(), self.endpoint.base_url)
                 except openai.APIStatusError as error:
                     self.ever_answered = True
                     self.failures[describe_error(error)] += 1
@@ -414,7 +407,7 @@ class LLMClient:
         return await call_with_retries(
             attempt,
             self.policy,
-            url=self.base_url,
+            url=self.endpoint.base_url,
             retry_refused=self.ever_answered,
             on_attempt=on_attempt,
             on_retry=on_retry,
@@ -453,14 +446,14 @@ class LLMClient:
             last_raw.append(_chat_text(response))
             return response
 
-        mode = instructor.Mode.TOOLS if self.style is PromptStyle.tools else instructor.Mode.JSON
+        mode = instructor.Mode.TOOLS if self.endpoint.style is PromptStyle.tools else instructor.Mode.JSON
         patched = instructor.patch(create=create, mode=mode)
         return await patched(
             response_model=_instructor_model(response_model),
             messages=messages,
-            model=self.model,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
+            model=self.endpoint.model,
+            temperature=self.endpoint.temperature,
+            max_tokens=self.endpoint.max_tokens,
             max_retries=self.config.max_reasks,
         )
 
@@ -483,10 +476,10 @@ class LLMClient:
             seed = None if self.seed is None else self.seed + attempt  # a re-ask must be a new sample
             response = await self._send(
                 lambda: self._client.completions.create(
-                    model=self.model,
+                    model=self.endpoint.model,
                     prompt=prompt,
                     max_tokens=max_tokens,
-                    temperature=self.temperature,
+                    temperature=self.endpoint.temperature,
                     stop=stop,
                     **({} if seed is None else {"seed": seed}),
                 ),
@@ -515,7 +508,7 @@ class LLMClient:
         query_style = str(getattr(query_style, "value", query_style))
         model = question_set_model(self.questions_per_chunk, query_style)
         try:
-            if self.style is PromptStyle.completion:
+            if self.endpoint.style is PromptStyle.completion:
                 result = await self._completion(
                     model,
                     prompts.completion_prompt(chunk_text, self.questions_per_chunk, query_style),
@@ -523,7 +516,7 @@ class LLMClient:
                     usage,
                     raw,
                     stop=prompts.COMPLETION_STOP,
-                    max_tokens=self.max_tokens,
+                    max_tokens=self.endpoint.max_tokens,
                 )
             else:
                 result = await self._structured(
@@ -551,7 +544,7 @@ class LLMClient:
         usage = Usage()
         raw: list[str] = []
         try:
-            if self.style is PromptStyle.completion:
+            if self.endpoint.style is PromptStyle.completion:
                 result = await self._completion(
                     JudgeScore,
                     prompts.judge_completion_prompt(chunk_text, question),
@@ -578,9 +571,11 @@ class LLMClient:
             return LLMAnswer(raw=raw, usage=usage, failure=f"llm_error: {domain}", refused=domain.refused)
         if domain is not None:
             raise domain
-        if type(error).__name__ == "IncompleteOutputException":
+        from instructor.core import IncompleteOutputException, InstructorError
+
+        if isinstance(error, IncompleteOutputException):
             return LLMAnswer(raw=raw, usage=usage, failure="truncated_output")
-        if isinstance(error, ValidationError) or type(error).__module__.startswith("instructor"):
+        if isinstance(error, (ValidationError, InstructorError)):
             return LLMAnswer(raw=raw, usage=usage, failure=f"invalid_output: {_invalid_detail(error)}")
         raise error
 

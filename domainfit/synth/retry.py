@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Awaitable, Callable, TypeVar
 
+import httpx
 import openai
 
 from ..errors import LLMError
@@ -80,7 +81,7 @@ def is_connection_refused(error: BaseException) -> bool:
         return False
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, ConnectionRefusedError) or type(cause).__name__ == "ConnectError":
+        if isinstance(cause, (ConnectionRefusedError, httpx.ConnectError)):
             return True
         cause = cause.__cause__ or cause.__context__
     return False

@@ -240,19 +240,12 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
     return result
 
 
-async def _generate(eligible, endpoint: Endpoint, checker, store, config: RunConfig, state, progress, report) -> None:
-    async with LLMClient(
-        config.llm,
-        base_url=endpoint.base_url,
-        model=endpoint.model,
-        style=endpoint.style,
-        questions_per_chunk=config.synth.questions_per_chunk,
-        temperature=endpoint.temperature,
-        max_concurrency=endpoint.max_concurrency,
-        max_tokens=endpoint.max_tokens,
-        seed=config.seed if endpoint.local else None,
-        timeout_s=endpoint.timeout_s,
-    ) as client:
+async def _generate(
+    eligible: list[Chunk], endpoint: Endpoint, checker: AnswerChecker, store: SynthStore, config: RunConfig,
+    state, progress: bool, report: GenerationReport,
+) -> None:
+    seed = config.seed if endpoint.local else None
+    async with LLMClient(endpoint, config.llm, questions_per_chunk=config.synth.questions_per_chunk, seed=seed) as client:
         await generate_pairs(eligible, client, checker, store, config, resume=state, progress=progress, report=report)
 
 
