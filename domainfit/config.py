@@ -83,7 +83,7 @@ class LLMConfig(_Section):
     max_concurrency: int = Field(16, ge=1, le=1024, description="requests in flight at once")
     requests_per_minute: float | None = Field(None, gt=0, description="client-side rate limit")
     tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit")
-    timeout_s: float = Field(60.0, gt=0, description="per-request timeout in seconds")
+    timeout_s: float = Field(60.0, gt=0, description="deadline for a whole request, in seconds")
     max_retries: int = Field(5, ge=0, description="retries on 429/5xx/timeouts/dropped connections")
     retry_initial_delay_s: float = Field(
         0.5, ge=0, description="first backoff before a retry; doubles each time, with full jitter"
