@@ -318,6 +318,19 @@ def test_questions_that_share_a_few_words_with_an_example_pass(question):
     assert check_not_prompt_example(question, example_queries()) is None
 
 
+def test_an_example_with_the_chunks_name_swapped_in_is_rejected_when_its_words_are_not_the_chunks():
+    overspeed = "The NCX-400 is not the last line of defence against overspeed; the mechanical brake is."
+    question = "What does fault E17 on the NCX-400 indicate?"  # 3 of 5 content words from the example
+    assert check_not_prompt_example(question, example_queries()) is None
+    assert check_not_prompt_example(question, example_queries(), overspeed) == "prompt_example"
+    # the same share of words is fine when the chunk itself is about them
+    faults = "Fault E17 on the NCX-400 indicates a blocked intake screen."
+    assert check_not_prompt_example(question, example_queries(), faults) is None
+    assert check_pair(question, "The NCX-400 is not the last line of defence", overspeed, 10, SynthConfig()) == (
+        "prompt_example"
+    )
+
+
 def test_every_few_shot_example_is_caught_by_the_default_list():
     from domainfit.synth.prompts import STYLE_PROMPTS
 

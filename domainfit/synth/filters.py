@@ -385,6 +385,9 @@ _FUNCTION_WORDS = frozenset(
 PROMPT_EXAMPLE_OVERLAP = 0.75
 """Share of content words shared with an example (of the longer's) that counts as a copy of it."""
 
+PROMPT_EXAMPLE_OFF_CHUNK_OVERLAP = 0.6
+"""A lower share that counts when a shared word is not in the chunk: the example's subject leaked in."""
+
 
 def content_words(text: str) -> frozenset[str]:
     """The words of ``text`` that carry its subject: normalised, minus function words and 1-letter words.
@@ -396,13 +399,16 @@ def content_words(text: str) -> frozenset[str]:
     return frozenset(word for word in _words(text) if len(word) > 1 and word not in _FUNCTION_WORDS)
 
 
-def check_not_prompt_example(question: str, examples: Sequence[str], min_overlap: float = PROMPT_EXAMPLE_OVERLAP) -> str | None:
+def check_not_prompt_example(question: str, examples: Sequence[str], chunk_text: str | None = None) -> str | None:
     """``'prompt_example'`` when the question is one of the prompt's few-shot examples, or nearly.
 
     A small model continuing a few-shot prompt often writes an example's question
-    again ("How long is a contractor pass valid?" under a biomedical abstract).
-    Near means the same text after :func:`normalize`, or at least ``min_overlap`` of
-    the content words (:func:`content_words`) of the longer of the two in common.
+    again ("How long is a contractor pass valid?" under a biomedical abstract), or
+    the example with the chunk's name swapped in ("What does fault E17 on the
+    NCX-400 indicate?"). Near means the same text after :func:`normalize`, or
+    :data:`PROMPT_EXAMPLE_OVERLAP` of the content words (:func:`content_words`) of
+    the longer of the two in common, or :data:`PROMPT_EXAMPLE_OFF_CHUNK_OVERLAP` when
+    one of the shared words is nowhere in ``chunk_text``.
 
     Example::
 
@@ -411,11 +417,19 @@ def check_not_prompt_example(question: str, examples: Sequence[str], min_overlap
     """
     key = normalize(question)
     words = content_words(question)
+    in_chunk = {word.rstrip("s") for word in content_words(chunk_text)} if chunk_text is not None else None
     for example in examples:
         if key == normalize(example):
             return PROMPT_EXAMPLE
         theirs = content_words(example)
-        if words and theirs and len(words & theirs) / max(len(words), len(theirs)) >= min_overlap:
+        if not words or not theirs:
+            continue
+        shared = words & theirs
+        overlap = len(shared) / max(len(words), len(theirs))
+        if overlap >= PROMPT_EXAMPLE_OVERLAP:
+            return PROMPT_EXAMPLE
+        off_chunk = in_chunk is not None and any(word.rstrip("s") not in in_chunk for word in shared)
+        if off_chunk and overlap >= PROMPT_EXAMPLE_OFF_CHUNK_OVERLAP:
             return PROMPT_EXAMPLE
     return None
 
@@ -449,7 +463,7 @@ def check_pair(
         examples = example_queries()
     return (
         check_well_formed(question, n_tokens, config.question_min_tokens, config.question_max_tokens, style)
-        or check_not_prompt_example(question, examples)
+        or check_not_prompt_example(question, examples, chunk_text)
         or check_grounded(evidence, chunk_text, config.grounding_min_ratio)
         or check_not_copy(question, chunk_text, config.copy_ngram, config.copy_max_overlap)
         or check_self_contained(question)
