@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -178,8 +179,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(temp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temp, target)
+    except OSError as error:
+        if _disk_full(error):  # pyarrow's IO errors carry the message but no errno
+            raise ArtifactError(f"cannot write {target}: No space left on device") from None
+        raise
     finally:
         temp.unlink(missing_ok=True)
+
+
+def _disk_full(error: OSError) -> bool:
+    return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -213,3 +213,44 @@ def test_ctrl_c_exits_130_keeps_the_work_and_prints_the_resume_hint(tmp_path, ve
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted: finished work is saved; run the same command to resume"
     assert read_jsonl(run / "pairs.jsonl")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MB tmpfs (needs root; skipped elsewhere), unmounted afterwards."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+@pytest.mark.slow  # two subprocesses that load the base model
+def test_a_real_full_disk_is_one_line_and_the_rerun_with_space_finishes_without_false_duplicates(tmp_path, tiny_disk):
+    import os
+    import subprocess
+    import sys
+
+    docs = write_sample_docs(tmp_path / "docs")
+    stats = os.statvfs(tiny_disk)
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - 16 * 1024))  # 16 KB left
+    run = tiny_disk / "R"
+    with OpenAIStub(completion_renderer=prompts.render_completion) as stub:
+        command = [sys.executable, "-m", "domainfit.cli", "synth", str(docs), "--out", str(run),
+                   "--llm-base-url", stub.base_url, "--llm-model", "stub", "--no-progress"]  # fmt: skip
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        full = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        filler.unlink()
+        rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    err = [line for line in full.stderr.splitlines() if line.strip() and not line.startswith(("ERROR", "WARNING"))]
+    assert full.returncode == 2 and len(err) == 1 and "No space left on device" in err[0], full.stderr[-2000:]
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    pairs = read_rows(run / "pairs.jsonl", Pair)
+    assert len(pairs) == 32 and len({pair.pair_id for pair in pairs}) == 32
+    assert read_jsonl(run / "rejected.jsonl") == []
+    assert "chunks done: 16/16" in rerun.stdout
