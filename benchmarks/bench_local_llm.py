@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         per_chunk = collections.Counter(row["pairs"] for row in read_jsonl(run.synth_state) if row["done"])
     chunks = result.chunks_done
-    print(f"local LLM: {result.endpoint}, temperature {args.temperature:g}, seed {config.seed}")
+    print(f"local LLM: {result.endpoint}, temperature {args.temperature:g}, seed {config.llm.local_seed}")
     print(f"  chunks: {chunks} asked ({result.generation.chunks_failed} failed)")
     print(f"  pairs: {result.pairs} accepted = {result.pairs / max(chunks, 1):.2f} pairs/chunk "
           f"(questions asked per chunk: {config.synth.questions_per_chunk})")  # fmt: skip

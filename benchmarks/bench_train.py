@@ -369,7 +369,7 @@ def evaluate(model_path: str, bench: Benchmark, device: str, batch_size: int) ->
 
     from domainfit.models import resolve
     from domainfit.train.data import ValidationSet
-    from domainfit.train.evaluation import build_evaluator
+    from domainfit.train.validation import build_evaluator
 
     model = SentenceTransformer(str(resolve(model_path)), device=device)
     task = ValidationSet(

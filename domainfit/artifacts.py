@@ -130,7 +130,7 @@ def utc_now() -> str:
 
 
 class RunDir:
-    """The paths of one run directory (see DESIGN.md's artifact table)."""
+    """The paths of one run directory (the README's "What each stage writes" lists them)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)

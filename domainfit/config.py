@@ -97,6 +97,7 @@ class LLMConfig(_Section):
     )
     local_context: int = Field(2048, ge=256, description="context window of the local server")
     local_threads: int | None = Field(None, ge=1, description="CPU threads for the local server")
+    local_seed: int = Field(42, description="sampling seed of the local model (endpoints are not seeded)")
     local_startup_timeout_s: float = Field(
         180.0, gt=0, description="how long to wait for the local server to answer"
     )
@@ -315,17 +316,32 @@ class TrainConfig(_Section):
 # --------------------------------------------------------------------------- eval
 
 
+#: The metric cut-offs of sentence-transformers' InformationRetrievalEvaluator, by its
+#: argument names: eval's defaults (``eval.*_at_k``) and train's validation use them.
+IR_CUTOFFS: dict[str, tuple[int, ...]] = {
+    "accuracy_at_k": (1, 3, 5, 10),
+    "precision_recall_at_k": (1, 3, 5, 10),
+    "mrr_at_k": (10,),
+    "ndcg_at_k": (10,),
+    "map_at_k": (100,),
+}
+
+
+def _cutoffs(name: str, what: str):
+    return Field(list(IR_CUTOFFS[name]), min_length=1, description=f"{what} cut-offs")
+
+
 class EvalConfig(_Section):
     """Held-out retrieval metrics at every Matryoshka dim."""
 
     dims: list[int] | None = Field(
         None, description="dims to report; unset = train.matryoshka_dims, else the model dim and halvings to 64"
     )
-    ndcg_at_k: list[int] = Field([10], min_length=1, description="NDCG cut-offs")
-    mrr_at_k: list[int] = Field([10], min_length=1, description="MRR cut-offs")
-    map_at_k: list[int] = Field([100], min_length=1, description="MAP cut-offs")
-    accuracy_at_k: list[int] = Field([1, 3, 5, 10], min_length=1, description="accuracy cut-offs")
-    precision_recall_at_k: list[int] = Field([1, 3, 5, 10], min_length=1, description="precision/recall cut-offs")
+    ndcg_at_k: list[int] = _cutoffs("ndcg_at_k", "NDCG")
+    mrr_at_k: list[int] = _cutoffs("mrr_at_k", "MRR")
+    map_at_k: list[int] = _cutoffs("map_at_k", "MAP")
+    accuracy_at_k: list[int] = _cutoffs("accuracy_at_k", "accuracy")
+    precision_recall_at_k: list[int] = _cutoffs("precision_recall_at_k", "precision/recall")
     bm25: bool = Field(True, description="include a BM25 baseline")
     queries: str | None = Field(
         None, description="JSONL of real queries judged by document (--queries); they head the report, never trained on"
@@ -386,7 +402,6 @@ class RunConfig(_Section):
 
     base_model: str = Field("minilm", description="embedding model: 'minilm', a local dir, or a cached hub id")
     allow_downloads: bool = Field(False, description="let Hugging Face download models (needs network)")
-    seed: int = Field(42, description="global seed")
     llm: LLMConfig = Field(default_factory=LLMConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

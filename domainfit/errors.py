@@ -64,10 +64,6 @@ class LLMError(DomainfitError):
     """The LLM endpoint cannot be reached or keeps failing."""
 
 
-class BudgetExceeded(LLMError):
-    """The configured token budget was reached; the run stopped cleanly."""
-
-
 class MiningError(DomainfitError):
     """Negatives cannot be mined from the given pairs and chunks."""
 
@@ -87,6 +83,3 @@ class EvaluationError(DomainfitError):
 class ReviewError(DomainfitError):
     """A review decision cannot be recorded."""
 
-
-class StageNotBuiltError(DomainfitError):
-    """A stage the CLI lists whose implementation has not landed yet."""

@@ -37,7 +37,6 @@ class StageOutcome:
     name: str
     action: str  # 'ran', 'skipped', 'resumed'
     seconds: float = 0.0
-    summary: str = ""
 
 
 @dataclass
@@ -129,7 +128,6 @@ def run_pipeline(
     update_manifest(
         run,
         config=config.public_dict(),
-        seed=config.seed,
         documents_folder=str(docs.resolve()),
     )
     if from_stage == "synth":
@@ -156,10 +154,10 @@ def run_pipeline(
         action = "resumed" if interrupted else "ran"
         log(f"[{stage.name}] {'resuming' if interrupted else 'running'}")
         start = time.perf_counter()
-        summary = stage.execute()
+        stage.execute()
         seconds = time.perf_counter() - start
         _record_inputs(run, stage.name, inputs)
-        result.outcomes.append(StageOutcome(stage.name, action, seconds, summary))
+        result.outcomes.append(StageOutcome(stage.name, action, seconds))
 
     from .report import write_run_report
 
@@ -171,7 +169,7 @@ def run_pipeline(
 class _Stage:
     name: str
     inputs: Callable[[], str]  # hash of what the stage reads
-    execute: Callable[[], str]  # runs (or resumes) the stage, returns its summary
+    execute: Callable[[], None]  # runs (or resumes) the stage
     complete: Callable[[], bool]  # its outputs exist
 
 
@@ -234,33 +232,31 @@ def _archive_synth_outputs(run: RunDir) -> None:
         shutil.move(str(path), backup / path.name)
 
 
-def _do_synth(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> str:
+def _do_synth(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> None:
     from .synth import run_synth
 
-    return run_synth(docs, run, config, progress=progress).summary()
+    run_synth(docs, run, config, progress=progress)
 
 
-def _do_split(run: RunDir, config: RunConfig) -> str:
+def _do_split(run: RunDir, config: RunConfig) -> None:
     from .splits import run_split
 
-    splits = run_split(run, config)
-    counts = splits.counts()
-    return f"split by {splits.by}: {counts['train']} train, {counts['val']} val, {counts['test']} test pairs"
+    run_split(run, config)
 
 
-def _do_mine(run: RunDir, config: RunConfig, progress: bool) -> str:
+def _do_mine(run: RunDir, config: RunConfig, progress: bool) -> None:
     from .mining import run_mining
 
-    return run_mining(run, config, progress=progress).summary()
+    run_mining(run, config, progress=progress)
 
 
-def _do_train(run: RunDir, config: RunConfig, progress: bool) -> str:
+def _do_train(run: RunDir, config: RunConfig, progress: bool) -> None:
     from .train import run_training
 
-    return run_training(run, config, progress=progress).summary()
+    run_training(run, config, progress=progress)
 
 
-def _do_eval(run: RunDir, config: RunConfig, *, include_finetuned: bool) -> str:
+def _do_eval(run: RunDir, config: RunConfig, *, include_finetuned: bool) -> None:
     from .evaluate import run_evaluation
 
-    return run_evaluation(run, config, include_finetuned=include_finetuned).summary()
+    run_evaluation(run, config, include_finetuned=include_finetuned)

@@ -10,7 +10,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +103,9 @@ def _results_table(run: RunDir) -> str:
     metrics_path = run.eval_dir / "metrics.json"
     if not metrics_path.exists():
         return ""
-    metrics = read_json(metrics_path)
-    try:
-        from .evaluate.report import markdown_table
-    except ImportError:  # evaluate stage not installed in this build
-        return "```json\n" + json.dumps(metrics, indent=2)[:4000] + "\n```"
-    return markdown_table(metrics)
+    from .evaluate.render import markdown_table
+
+    return markdown_table(read_json(metrics_path))
 
 
 def _bullets(data: dict[str, Any], indent: str = "") -> str:

@@ -228,7 +228,7 @@ def test_shared_corpus_validation_equals_one_evaluator_per_dim(tiny_run, tiny_mo
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator, SequentialEvaluator
 
     from domainfit.artifacts import read_chunks, read_rows
-    from domainfit.train.evaluation import build_evaluator
+    from domainfit.train.validation import build_evaluator
 
     pairs = read_rows(tiny_run.pairs, Pair)[:12]
     val = build_validation_set(pairs, read_chunks(tiny_run.chunks))

@@ -26,7 +26,7 @@ _EXPORTS = {
     "RetrievalTask": ".task",
     "task_from_pairs": ".task",
     "MetricSpec": ".metrics",
-    "markdown_table": ".report",
+    "markdown_table": ".render",
 }
 
 __all__ = list(_EXPORTS)

@@ -22,8 +22,8 @@ from typing import Sequence
 
 from ..config import RunConfig
 from ..errors import EvaluationError, ModelNotFoundError, first_line
-from ..models import ALIASES, resolve_matryoshka_dims
-from . import report
+from ..models import ALIASES, model_fingerprint, resolve_matryoshka_dims
+from . import render
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.+-]+$")
 
@@ -37,7 +37,7 @@ class ModelSpec:
 
     @property
     def is_bm25(self) -> bool:
-        return self.location == report.BM25
+        return self.location == render.BM25
 
 
 def parse_model(text: str) -> ModelSpec:
@@ -49,14 +49,14 @@ def parse_model(text: str) -> ModelSpec:
     else:
         location = text
         if location.lower() in ALIASES:
-            label = report.BASE
-        elif location.lower() == report.BM25:
-            label = report.BM25
+            label = render.BASE
+        elif location.lower() == render.BM25:
+            label = render.BM25
         else:
             label = Path(location.rstrip("/\\")).name or location
     if not location:
         raise EvaluationError(f"--model {text!r}: no path after '='")
-    if label == report.META or not _LABEL.match(label):
+    if label == render.META or not _LABEL.match(label):
         raise EvaluationError(f"--model {text!r}: label {label!r} is reserved or has odd characters; use LABEL=PATH")
     return ModelSpec(label, location)
 
@@ -69,17 +69,17 @@ def candidate_models(
     An extra spec labelled ``base`` replaces ``config.base_model``; two different
     models with one label are an error.
     """
-    specs = {report.BASE: ModelSpec(report.BASE, config.base_model)}
+    specs = {render.BASE: ModelSpec(render.BASE, config.base_model)}
     if finetuned is not None:
         specs["finetuned"] = ModelSpec("finetuned", str(finetuned))
     for text in extra:
         spec = parse_model(text)
         known = specs.get(spec.label)
-        if known is not None and known.location != spec.location and spec.label != report.BASE:
+        if known is not None and known.location != spec.location and spec.label != render.BASE:
             raise EvaluationError(f"two models are labelled {spec.label!r}: {known.location} and {spec.location}")
         specs[spec.label] = spec
     if config.eval.bm25:
-        specs.setdefault(report.BM25, ModelSpec(report.BM25, report.BM25))
+        specs.setdefault(render.BM25, ModelSpec(render.BM25, render.BM25))
     return list(specs.values())
 
 
@@ -106,7 +106,7 @@ def load_dense(name: str, *, allow_downloads: bool = False):
     from ..models import resolve
 
     location = resolve(name, allow_downloads=allow_downloads)
-    return _load_cached(str(location), weights_fingerprint(location), allow_downloads)
+    return _load_cached(str(location), model_fingerprint(location), allow_downloads)
 
 
 @functools.lru_cache(maxsize=2)
@@ -121,23 +121,13 @@ def _load_cached(location: str, fingerprint: str, allow_downloads: bool):
         raise ModelNotFoundError(f"cannot load model {location}: {type(error).__name__}: {first_line(error, 200)}") from None
 
 
-def weights_fingerprint(location: str | Path) -> str:
-    """What identifies a model's weights: ``models.model_fingerprint``, which hashes their bytes.
-
-    A fine-tuned copy shares its base's file sizes, so only the contents tell them apart;
-    results must never be reused across those.
-    """
-    from ..models import model_fingerprint
-
-    return model_fingerprint(location)
-
-
 def model_weights_fingerprint(spec: ModelSpec, allow_downloads: bool = False) -> str:
-    """The fingerprint results are reused by: the weights', or BM25's settings."""
+    """The fingerprint results are reused by: the weights' bytes (a fine-tuned copy has its
+    base's file sizes, so only the contents tell them apart), or BM25's settings."""
     from ..models import resolve
 
     if spec.is_bm25:
         from .bm25 import BM25Retriever
 
         return BM25Retriever.fingerprint()
-    return weights_fingerprint(resolve(spec.location, allow_downloads=allow_downloads))
+    return model_fingerprint(resolve(spec.location, allow_downloads=allow_downloads))

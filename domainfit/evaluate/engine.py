@@ -23,7 +23,7 @@ from ..artifacts import content_hash, utc_now
 from ..config import RunConfig
 from ..errors import EvaluationError
 from ..models import embedding_dim
-from . import report
+from . import render
 from .candidates import ModelSpec, load_dense, matryoshka_dims, model_weights_fingerprint
 from .metrics import MetricSpec, score_ranking
 from .task import RetrievalTask
@@ -106,8 +106,8 @@ def evaluate_bm25(task: RetrievalTask, spec: MetricSpec, *, budget_mb: float = 2
     ranked = _rank(task, lambda a, b: retriever.scores(task.queries[a:b]), spec.max_k, budget_mb)
     search_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
     metrics = score_ranking(ranked, _relevance_by_index(task), len(task.ranked_ids), spec, graded=graded)
-    return ModelResult({report.FULL: metrics}, {report.FULL: _latency(0.0, search_ms)}, "bm25",
-                       time.perf_counter() - started, rankings={report.FULL: ranked})
+    return ModelResult({render.FULL: metrics}, {render.FULL: _latency(0.0, search_ms)}, "bm25",
+                       time.perf_counter() - started, rankings={render.FULL: ranked})
 
 
 def _latency(encode_ms: float, search_ms: float) -> dict[str, float]:
@@ -119,7 +119,7 @@ def _previous_result(previous: dict[str, Any] | None, fingerprint: str, hashes: 
     """A result in an earlier metrics.json made from the same inputs and the same weights (any label)."""
     if not previous:
         return None
-    meta = previous.get(report.META, {})
+    meta = previous.get(render.META, {})
     if any(meta.get(key) != value for key, value in hashes.items()):
         return None
     for label, info in meta.get("models", {}).items():
@@ -150,7 +150,7 @@ def _say(line: str) -> None:
 def _headline(metrics: dict[str, dict[str, float]], metric: str) -> str:
     """``ndcg@10 384: 0.6123, 64: 0.5102`` (or the one score of BM25)."""
     scores = [(dim, values[metric]) for dim, values in metrics.items() if metric in values]
-    return f"{metric} " + ", ".join(f"{dim}: {score:.4f}" if dim != report.FULL else f"{score:.4f}" for dim, score in scores)
+    return f"{metric} " + ", ".join(f"{dim}: {score:.4f}" if dim != render.FULL else f"{score:.4f}" for dim, score in scores)
 
 
 def evaluate_task(
@@ -181,7 +181,7 @@ def evaluate_task(
     for model_spec in tqdm(specs, desc="eval models", unit="model", disable=None):
         fingerprint = model_weights_fingerprint(model_spec, config.allow_downloads)
         if model_spec.is_bm25:
-            wanted: Callable[[int], list[str]] = lambda model_dim: [report.FULL]
+            wanted: Callable[[int], list[str]] = lambda model_dim: [render.FULL]
         else:
             wanted = lambda model_dim: [str(dim) for dim in matryoshka_dims(config, model_dim)]
         result = done.get(fingerprint) or _previous_result(previous, fingerprint, hashes, wanted)
@@ -211,8 +211,8 @@ def evaluate_task(
             "model_dim": result.model_dim,
             "seconds": round(result.seconds, 3),
         }
-    all_dims = sorted({dim for rows in metrics.values() for dim in rows if dim != report.FULL}, key=int, reverse=True)
-    metrics[report.META] = {
+    all_dims = sorted({dim for rows in metrics.values() for dim in rows if dim != render.FULL}, key=int, reverse=True)
+    metrics[render.META] = {
         "name": task.name,
         **(meta or {}),
         **task.counts(),

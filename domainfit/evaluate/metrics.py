@@ -28,18 +28,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import EvalConfig
+from ..config import IR_CUTOFFS, EvalConfig
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """The cut-offs of each metric (sentence-transformers' evaluator defaults)."""
+    """The cut-offs of each metric (sentence-transformers' evaluator defaults, ``config.IR_CUTOFFS``)."""
 
-    accuracy_at_k: tuple[int, ...] = (1, 3, 5, 10)
-    precision_recall_at_k: tuple[int, ...] = (1, 3, 5, 10)
-    mrr_at_k: tuple[int, ...] = (10,)
-    ndcg_at_k: tuple[int, ...] = (10,)
-    map_at_k: tuple[int, ...] = (100,)
+    accuracy_at_k: tuple[int, ...] = IR_CUTOFFS["accuracy_at_k"]
+    precision_recall_at_k: tuple[int, ...] = IR_CUTOFFS["precision_recall_at_k"]
+    mrr_at_k: tuple[int, ...] = IR_CUTOFFS["mrr_at_k"]
+    ndcg_at_k: tuple[int, ...] = IR_CUTOFFS["ndcg_at_k"]
+    map_at_k: tuple[int, ...] = IR_CUTOFFS["map_at_k"]
 
     @classmethod
     def from_config(cls, config: EvalConfig) -> "MetricSpec":

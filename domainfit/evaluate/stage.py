@@ -28,7 +28,7 @@ from ..config import RunConfig
 from ..errors import ArtifactError, EvaluationError, SplitError
 from ..splits import Splits, ensure_splits, leaked_chunks
 from ..tracking import flat_metrics, log_final_metrics
-from . import report
+from . import render
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
 from .queries import load_queries, task_from_queries
@@ -55,7 +55,7 @@ class EvalResult:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self.headline[report.META]
+        return self.headline[render.META]
 
     @property
     def headline(self) -> dict[str, Any]:
@@ -68,39 +68,39 @@ class EvalResult:
         return "queries" if self.queries_metrics else "synthetic"
 
     def labels(self) -> list[str]:
-        return report.labels(self.headline)
+        return render.labels(self.headline)
 
     def counts(self) -> dict[str, Any]:
         """What goes into the manifest."""
         counts: dict[str, Any] = {"evidence": self.evidence}
         if self.metrics:
-            meta = self.metrics[report.META]
+            meta = self.metrics[render.META]
             counts.update({
                 "queries": meta.get("queries"),
                 "corpus": meta.get("corpus"),
                 "leaked_chunks": meta.get("leak_check", {}).get("leaked_chunks", 0),
             })
         if self.queries_metrics:
-            meta = self.queries_metrics[report.META]
+            meta = self.queries_metrics[render.META]
             counts.update({
                 "real_queries": meta.get("queries"),
                 "real_queries_documents": meta.get("corpus"),
                 "unknown_relevant_paths": meta.get("unknown_relevant", {}).get("paths", 0),
             })
-        counts.update({"models": len(self.labels()), "dims": len(report.dims(self.headline)),
+        counts.update({"models": len(self.labels()), "dims": len(render.dims(self.headline)),
                        "reused_models": len(self.reused)})
         return counts
 
     def tables(self) -> list:
         """The terminal tables (rich), the headline last."""
-        return [report.rich_table(metrics) for metrics in (self.metrics, self.queries_metrics) if metrics]
+        return [render.rich_table(metrics) for metrics in (self.metrics, self.queries_metrics) if metrics]
 
     def table(self):
         """The headline table for the terminal (rich)."""
-        return report.rich_table(self.headline)
+        return render.rich_table(self.headline)
 
     def markdown(self) -> str:
-        return report.markdown_table(self.headline)
+        return render.markdown_table(self.headline)
 
     def summary(self) -> str:
         lines = [*(f"warning: {warning}" for warning in self.warnings)]
@@ -113,15 +113,15 @@ class EvalResult:
 
 
 def _summary_line(metrics: dict[str, Any], title: str) -> str:
-    meta = metrics[report.META]
-    metric = report.main_metric(metrics)
-    dims = report.dims(metrics)
-    dim = dims[0] if dims else report.FULL
+    meta = metrics[render.META]
+    metric = render.main_metric(metrics)
+    dims = render.dims(metrics)
+    dim = dims[0] if dims else render.FULL
     parts = []
-    for label in report.labels(metrics):
-        current = report.value(metrics, label, dim, metric)
-        absolute, relative = report.delta(current, report.value(metrics, report.BASE, dim, metric))
-        if label == report.BASE or absolute is None:
+    for label in render.labels(metrics):
+        current = render.value(metrics, label, dim, metric)
+        absolute, relative = render.delta(current, render.value(metrics, render.BASE, dim, metric))
+        if label == render.BASE or absolute is None:
             parts.append(f"{label} {current:.4f}")
         else:
             parts.append(f"{label} {current:.4f} ({absolute:+.4f}, {relative * 100 if relative else 0:+.1f}%)")
@@ -157,7 +157,7 @@ def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], c
         for item in [*evidence, *([queries] if queries else [])]:
             metrics, reused_here = evaluate_task(item.task, specs, config, previous=_previous_metrics(item.eval_dir),
                                                  meta=item.meta)
-            written = report.write_reports(item.eval_dir, metrics)
+            written = render.write_reports(item.eval_dir, metrics)
             prefix = "" if item.eval_dir == target.eval_dir else f"{item.eval_dir.name}_"
             files.update({f"{prefix}{key}": path for key, path in written.items()})
             reused = reused or reused_here
@@ -169,9 +169,9 @@ def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], c
         record.details.update({"labels": result.labels(), "main_table": result.markdown()})
         if warnings:
             record.details["warnings"] = list(warnings)
-    scores: dict[str, Any] = {label: result.metrics[label] for label in report.labels(result.metrics)}
+    scores: dict[str, Any] = {label: result.metrics[label] for label in render.labels(result.metrics)}
     if result.queries_metrics:
-        scores[QUERIES_DIR] = {label: result.queries_metrics[label] for label in report.labels(result.queries_metrics)}
+        scores[QUERIES_DIR] = {label: result.queries_metrics[label] for label in render.labels(result.queries_metrics)}
     log_final_metrics(target, config.train.report_to, flat_metrics(scores, stage))
     return result
 

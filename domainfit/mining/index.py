@@ -14,14 +14,14 @@ of what exact search finds (:meth:`ChunkIndex.tune_ann`).
 Example::
 
     index, reason = ChunkIndex.open(run.index_dir, model_id="ab12cd", dim=384)
-    update = index.sync(chunks, encode=embedder, batch_size=64)
+    update = index.sync(chunks, embedder)
     hits = index.search(query_vectors, limit=51)      # one call per batch of queries
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -429,6 +429,3 @@ def _id_sets(hits) -> dict[int, set[str]]:
         sets.setdefault(query, set()).add(chunk_id)
     return sets
 
-
-def ann_report_dict(report: AnnReport | None) -> dict[str, Any] | None:
-    return asdict(report) if report is not None else None

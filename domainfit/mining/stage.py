@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,7 +47,6 @@ class MiningResult:
     ann: AnnReport | None
     stats: MiningStats
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def counts(self) -> dict[str, Any]:
         """Counts for ``manifest.json``'s mine stage."""

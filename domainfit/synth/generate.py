@@ -204,10 +204,6 @@ class GenerationReport:
     stopped: str | None = None
     seconds: float = 0.0
 
-    @property
-    def pairs_per_second(self) -> float:
-        return self.pairs / self.seconds if self.seconds else 0.0
-
 
 class _Progress:
     def __init__(self, total: int, enabled: bool):

@@ -190,7 +190,7 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
     with stage_run(run, "synth", config_hash=config.stage_hash("synth")) as record:
         loaded = load_documents(Path(docs), config.synth, progress=progress)
         result.documents = len(loaded.documents)
-        result.skipped = {skipped.source: skipped.reason for skipped in loaded.skipped}
+        result.skipped = loaded.skip_reasons()
         tokenizer = load_tokenizer(config.base_model, allow_downloads=config.allow_downloads)
         chunks = chunk_documents(loaded.documents, tokenizer, config.synth, progress=progress)
         write_chunks(run.chunks, chunks)
@@ -244,7 +244,7 @@ async def _generate(
     eligible: list[Chunk], endpoint: Endpoint, checker: AnswerChecker, store: SynthStore, config: RunConfig,
     state, progress: bool, report: GenerationReport,
 ) -> None:
-    seed = config.seed if endpoint.local else None
+    seed = config.llm.local_seed if endpoint.local else None
     async with LLMClient(endpoint, config.llm, questions_per_chunk=config.synth.questions_per_chunk, seed=seed) as client:
         await generate_pairs(eligible, client, checker, store, config, resume=state, progress=progress, report=report)
 

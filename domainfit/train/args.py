@@ -16,17 +16,17 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from ..config import TrainConfig
+from ..config import IR_CUTOFFS, TrainConfig
 from ..errors import TrainingError
 
-#: Cut-offs of the validation evaluator (sentence-transformers' defaults).
-IR_CUTOFFS = {
-    "accuracy": (1, 3, 5, 10),
-    "precision": (1, 3, 5, 10),
-    "recall": (1, 3, 5, 10),
-    "mrr": (10,),
-    "ndcg": (10,),
-    "map": (100,),
+#: The validation evaluator's metrics and their cut-offs (``config.IR_CUTOFFS``), by metric name.
+VALIDATION_CUTOFFS = {
+    "accuracy": IR_CUTOFFS["accuracy_at_k"],
+    "precision": IR_CUTOFFS["precision_recall_at_k"],
+    "recall": IR_CUTOFFS["precision_recall_at_k"],
+    "mrr": IR_CUTOFFS["mrr_at_k"],
+    "ndcg": IR_CUTOFFS["ndcg_at_k"],
+    "map": IR_CUTOFFS["map_at_k"],
 }
 AUTO_BATCH_MIN, AUTO_BATCH_MAX, AUTO_STEPS_PER_EPOCH = 16, 128, 16
 DEFAULT_MINI_BATCH = 32
@@ -112,7 +112,7 @@ def validation_metric(requested: str | None, dims: Sequence[int], model_dim: int
     names = [name for name, _ in evaluator_names(dims, model_dim)]
     middle = names[len(names) // 2]
     known = {
-        f"{name}_{similarity}_{metric}@{k}" for name in names for metric, ks in IR_CUTOFFS.items() for k in ks
+        f"{name}_{similarity}_{metric}@{k}" for name in names for metric, ks in VALIDATION_CUTOFFS.items() for k in ks
     }
     if requested is None:
         return f"eval_{middle}_{similarity}_ndcg@10"

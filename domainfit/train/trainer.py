@@ -1,7 +1,7 @@
 """Run sentence-transformers' trainer on prepared inputs, resume, and write the model.
 
-This is the one module of :mod:`domainfit.train` that touches torch. It loads the
-base model, checks the settings against it, builds loss, validation evaluator and
+It holds the training loop's setup (the other train modules prepare data and
+arguments, and validation builds the evaluator). It loads the base model, checks the settings against it, builds loss, validation evaluator and
 training arguments, resumes from the last complete checkpoint, trains, and (on the
 main process only) writes ``RUN/model`` atomically with its model card.
 
@@ -43,7 +43,7 @@ from .card import append_card_section, card_section
 from .checkpoints import last_complete_checkpoint, prepare_checkpoints
 from .checks import check_model_fit
 from .data import to_datasets
-from .evaluation import build_evaluator
+from .validation import build_evaluator
 from .inputs import TrainingInputs
 from .losses import build_loss, inner_loss_config, loss_description
 from .merge import merge_with_base

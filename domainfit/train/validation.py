@@ -22,7 +22,8 @@ from sentence_transformers.sentence_transformer.evaluation import (
     SequentialEvaluator,
 )
 
-from .args import IR_CUTOFFS, evaluator_names
+from ..config import IR_CUTOFFS
+from .args import evaluator_names
 from .data import ValidationSet
 
 
@@ -55,13 +56,7 @@ def build_evaluator(
     val: ValidationSet, dims: Sequence[int], model_dim: int, *, batch_size: int = 32
 ) -> MatryoshkaValidation:
     """One InformationRetrievalEvaluator per dim (``dim_<d>``), in a :class:`MatryoshkaValidation`."""
-    cutoffs = {
-        "accuracy_at_k": list(IR_CUTOFFS["accuracy"]),
-        "precision_recall_at_k": list(IR_CUTOFFS["precision"]),
-        "mrr_at_k": list(IR_CUTOFFS["mrr"]),
-        "ndcg_at_k": list(IR_CUTOFFS["ndcg"]),
-        "map_at_k": list(IR_CUTOFFS["map"]),
-    }
+    cutoffs = {name: list(ks) for name, ks in IR_CUTOFFS.items()}
     names = sorted(evaluator_names(dims, model_dim), key=lambda item: -item[1])
     return MatryoshkaValidation(
         [

@@ -1,4 +1,7 @@
-"""Reports of an evaluation: metrics.json, report.md, two PNG plots and a rich table.
+"""Rendering an evaluation: metrics.json, eval/report.md, two PNG plots and a rich table.
+
+(Not to be confused with :mod:`domainfit.report`, the whole run's report, which
+embeds this module's main table.)
 
 ``metrics.json`` is nested: model label -> dim (a string; ``full`` for BM25) ->
 metric (sentence-transformers' names) -> value, plus a ``meta`` block. Everything
