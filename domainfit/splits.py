@@ -70,6 +70,10 @@ class Splits:
     def counts(self) -> dict[str, int]:
         return {name: len(self.ids(name)) for name in SPLIT_NAMES}
 
+    def split_of(self) -> dict[str, str]:
+        """``{pair_id: split name}`` for every pair in a split."""
+        return {pair_id: name for name in SPLIT_NAMES for pair_id in self.ids(name)}
+
 
 def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitConfig) -> Splits:
     """Assign every pair to exactly one of train, val or test, by whole units (see module doc).

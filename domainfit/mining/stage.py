@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import models
-from ..artifacts import RunDir, normalize_text, read_chunks, stage_run, write_parquet
-from ..config import RunConfig
+from ..artifacts import Chunk, Pair, RunDir, normalize_text, read_chunks, stage_run, write_parquet
+from ..config import MiningConfig, RunConfig
 from ..errors import MiningError
 from .index import AnnReport, ChunkIndex, IndexUpdate, chunk_ref
-from .mine import check_window, mine_negatives
+from .mine import MiningOutcome, check_window, mine_negatives
 from .negatives import Exclusions
 from .stats import MiningStats
 from .triplets import MinedPair, triplets_table
@@ -121,61 +121,18 @@ def run_mining(
         result = run_mining(RunDir("runs/demo"), RunConfig())
         result.stats.queries_short
     """
-    from ..review import reviewed_pairs
     from ..splits import ensure_splits
 
-    mining = config.mining
-    check_window(mining)
-    chunks = read_chunks(run.chunks)
-    if not chunks:
-        raise MiningError(f"{run.chunks} holds no chunks: there is no corpus to mine negatives from")
-    pairs, _ = reviewed_pairs(run)
-    if not pairs:
-        raise MiningError(f"no pairs to mine for in {run.pairs} (none generated, or all rejected in review)")
-    chunk_by_id = {chunk.chunk_id: chunk for chunk in chunks}
-    missing = [pair for pair in pairs if pair.chunk_id not in chunk_by_id]
-    if missing:
-        raise MiningError(
-            f"{len(missing)} pair(s) in {run.pairs} point at chunk ids not in {run.chunks}, "
-            f"e.g. pair {missing[0].pair_id} -> chunk {missing[0].chunk_id}"
-        )
+    check_window(config.mining)
+    chunk_by_id, pairs = _read_inputs(run)
     started = time.perf_counter()
     with stage_run(run, "mine", config_hash=config.stage_hash("mine")) as record:
-        splits = ensure_splits(run, config.split)
-        split_of = {pair_id: name for name in ("train", "val", "test") for pair_id in splits.ids(name)}
-        mined_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) in ("train", "val")]
-        test_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) == "test"]
+        split_of = ensure_splits(run, config.split).split_of()
         if model is None:
             model = models.load_model(config.base_model, allow_downloads=config.allow_downloads)
-        model_id = models.model_fingerprint(models.resolve(config.base_model, allow_downloads=config.allow_downloads))
-
-        index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=models.embedding_dim(model))
-        update = index.sync(chunks, _encoder(model, mining.batch_size, "document"), progress=progress)
-        update.rebuilt = rebuilt
-        index.ensure_ann(mining)
-
-        positives_of_question: dict[str, set[str]] = defaultdict(set)
-        for pair in pairs:
-            positives_of_question[normalize_text(pair.query)].add(pair.chunk_id)
-        questions = list(dict.fromkeys(pair.query for pair in mined_pairs))
-        question_vectors = (
-            _encoder(model, mining.batch_size, "query", progress)(questions)
-            if questions
-            else np.zeros((0, index.dim), np.float32)
-        )
-        row_of = {question: row for row, question in enumerate(questions)}
-        outcome = mine_negatives(
-            index,
-            question_vectors[[row_of[pair.query] for pair in mined_pairs]],
-            [chunk_ref(chunk_by_id[pair.chunk_id]) for pair in mined_pairs],
-            mining,
-            other_positives=[
-                frozenset(positives_of_question[normalize_text(pair.query)] - {pair.chunk_id}) for pair in mined_pairs
-            ],
-            exclusions=Exclusions.of(chunk_ref(chunk_by_id[pair.chunk_id]) for pair in test_pairs),
-            seed_keys=[pair.pair_id for pair in mined_pairs],
-            progress=progress,
-        )
+        index, update = _synced_index(run, config, model, list(chunk_by_id.values()), progress)
+        mined_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) in ("train", "val")]
+        outcome = _mine_pairs(index, model, mined_pairs, pairs, split_of, chunk_by_id, config.mining, progress)
         mined = [
             MinedPair(
                 pair_id=pair.pair_id,
@@ -190,13 +147,13 @@ def run_mining(
         table = triplets_table(
             mined,
             {chunk_id: chunk.text for chunk_id, chunk in chunk_by_id.items()},
-            num_negatives=mining.num_negatives,
-            output_format=mining.output_format,
+            num_negatives=config.mining.num_negatives,
+            output_format=config.mining.output_format,
         )
         write_parquet(run.triplets, table)
         result = MiningResult(
             triplets_path=str(run.triplets),
-            output_format=mining.output_format,
+            output_format=config.mining.output_format,
             rows=table.num_rows,
             pairs_by_split={name: sum(1 for pair in mined if pair.split == name) for name in ("train", "val")},
             pairs_unsplit=sum(1 for pair in pairs if pair.pair_id not in split_of),
@@ -212,3 +169,75 @@ def run_mining(
             "search_seconds": round(outcome.search_seconds, 3),
         }
     return result
+
+
+def _read_inputs(run: RunDir) -> tuple[dict[str, Chunk], list[Pair]]:
+    """The run's chunks by id and its reviewed pairs; a one-line error when there is nothing to mine."""
+    from ..review import reviewed_pairs
+
+    chunks = read_chunks(run.chunks)
+    if not chunks:
+        raise MiningError(f"{run.chunks} holds no chunks: there is no corpus to mine negatives from")
+    pairs, _ = reviewed_pairs(run)
+    if not pairs:
+        raise MiningError(f"no pairs to mine for in {run.pairs} (none generated, or all rejected in review)")
+    chunk_by_id = {chunk.chunk_id: chunk for chunk in chunks}
+    missing = [pair for pair in pairs if pair.chunk_id not in chunk_by_id]
+    if missing:
+        raise MiningError(
+            f"{len(missing)} pair(s) in {run.pairs} point at chunk ids not in {run.chunks}, "
+            f"e.g. pair {missing[0].pair_id} -> chunk {missing[0].chunk_id}"
+        )
+    return chunk_by_id, pairs
+
+
+def _synced_index(
+    run: RunDir, config: RunConfig, model: "SentenceTransformer", chunks: list[Chunk], progress: bool
+) -> tuple[ChunkIndex, IndexUpdate]:
+    """``RUN/index/`` for this model, with every chunk embedded (changed ones only) and the ANN index if due."""
+    model_id = models.model_fingerprint(models.resolve(config.base_model, allow_downloads=config.allow_downloads))
+    index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=models.embedding_dim(model))
+    update = index.sync(chunks, _encoder(model, config.mining.batch_size, "document"), progress=progress)
+    update.rebuilt = rebuilt
+    index.ensure_ann(config.mining)
+    return index, update
+
+
+def _mine_pairs(
+    index: ChunkIndex,
+    model: "SentenceTransformer",
+    mined_pairs: list[Pair],
+    pairs: list[Pair],
+    split_of: dict[str, str],
+    chunk_by_id: dict[str, Chunk],
+    mining: MiningConfig,
+    progress: bool,
+) -> MiningOutcome:
+    """Encode each distinct question once and mine its pair's negatives.
+
+    A question's other positives (the same question asked of another chunk) are never
+    its negatives, and no test chunk is anyone's negative.
+    """
+    positives_of_question: dict[str, set[str]] = defaultdict(set)
+    for pair in pairs:
+        positives_of_question[normalize_text(pair.query)].add(pair.chunk_id)
+    questions = list(dict.fromkeys(pair.query for pair in mined_pairs))
+    question_vectors = (
+        _encoder(model, mining.batch_size, "query", progress)(questions)
+        if questions
+        else np.zeros((0, index.dim), np.float32)
+    )
+    row_of = {question: row for row, question in enumerate(questions)}
+    test_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) == "test"]
+    return mine_negatives(
+        index,
+        question_vectors[[row_of[pair.query] for pair in mined_pairs]],
+        [chunk_ref(chunk_by_id[pair.chunk_id]) for pair in mined_pairs],
+        mining,
+        other_positives=[
+            frozenset(positives_of_question[normalize_text(pair.query)] - {pair.chunk_id}) for pair in mined_pairs
+        ],
+        exclusions=Exclusions.of(chunk_ref(chunk_by_id[pair.chunk_id]) for pair in test_pairs),
+        seed_keys=[pair.pair_id for pair in mined_pairs],
+        progress=progress,
+    )

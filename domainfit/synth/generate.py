@@ -275,79 +275,111 @@ async def generate_pairs(
             report.already_done += 1
         else:
             todo.append((chunk, key, style))
-    generator = generator_record(client)
-    budget = config.synth.token_budget
-    bar = _Progress(len(todo), progress)
-    pending: Iterator[tuple[Chunk, str, str]] = iter(todo)
-    refused_in_a_row = 0
-    queue: asyncio.Queue = asyncio.Queue()
-    usage_before = client.usage.copy()
-
-    def on_commit(batch: list[ChunkOutcome]) -> None:
-        for outcome in batch:
-            report.pairs += len(outcome.pairs)
-            report.pairs_by_style.update(pair.style for pair in outcome.pairs)
-            report.rejects.update(reason_group(reject.reason) for reject in outcome.rejects)
-            if outcome.done:
-                report.chunks_done += 1
-            else:
-                report.chunks_failed += 1
-        bar.update(len(batch), report, client.usage)
-
-    def budget_spent() -> bool:
-        return budget is not None and client.usage.total_tokens - usage_before.total_tokens >= budget
-
-    async def process(chunk: Chunk, key: str, style: str) -> tuple[ChunkOutcome, bool]:
-        answer: LLMAnswer = await client.write_questions(chunk.text, style)
-        if answer.failure is not None:
-            reject = Reject(chunk_id=chunk.chunk_id, reason=answer.failure, raw=answer.raw, style=style)
-            done = reason_group(answer.failure) != LLM_ERROR  # a failed request may heal: ask again next run
-            return ChunkOutcome(chunk.chunk_id, key, done, [], [reject]), answer.refused
-        candidates, rejects = checker.screen(chunk, answer.questions, style)
-        if config.synth.judge and candidates:
-            candidates = await _judge(chunk, candidates, rejects, client, config.synth.judge_min_score)
-        pairs, late_rejects = checker.admit(chunk, candidates, generator)
-        return ChunkOutcome(chunk.chunk_id, key, True, pairs, rejects + late_rejects), False
-
-    async def worker() -> None:
-        nonlocal refused_in_a_row
-        for chunk, key, style in pending:
-            if budget_spent():
-                report.stopped = "token_budget"
-                return
-            outcome, refused = await process(chunk, key, style)
-            refused_in_a_row = refused_in_a_row + 1 if refused and not client.ever_answered else 0
-            await queue.put(outcome)
-            if refused_in_a_row >= UNREACHABLE_CHUNKS:
-                raise LLMError(
-                    f"cannot reach the LLM at {client.endpoint.base_url}: connection refused for the first "
-                    f"{refused_in_a_row} chunks; is the server running? (--llm-base-url / llm.base_url)"
-                )
-
-    committer = asyncio.create_task(_commit_loop(queue, store, on_commit))
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(client.endpoint.max_concurrency, len(todo))))]
+    generation = _Generation(todo, client, checker, config, report, progress)
     try:
-        running = set(workers)
-        while running:
-            # the committer is watched too: if appending fails (disk full), stop asking the LLM
-            done, _ = await asyncio.wait(running | {committer}, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # re-raises a worker's or the committer's error
-            running -= done
+        await generation.run(store)
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-        await queue.put(None)
-        try:
-            await committer
-        finally:
-            bar.close()
-        report.usage = client.usage.minus(usage_before)
+        report.usage = client.usage.minus(generation.usage_before)
         report.seconds = time.perf_counter() - started
     if report.chunks_failed and not report.chunks_done and report.stopped is None:  # every commit is in by now
         raise LLMError(every_request_failed(client.failures, report.chunks_failed, client.endpoint.base_url))
     return report
+
+
+class _Generation:
+    """One :func:`generate_pairs` call: workers ask the LLM chunk by chunk, one committer appends.
+
+    Workers share the queue of chunks to do (chunk, resume key, query style), the
+    count of connection refusals in a row (to fail fast when nothing listens) and the
+    token budget; finished chunks go through ``queue`` to :func:`_commit_loop`, whose
+    callback updates ``report``.
+    """
+
+    def __init__(
+        self,
+        todo: list[tuple[Chunk, str, str]],
+        client: LLMClient,
+        checker: AnswerChecker,
+        config: RunConfig,
+        report: GenerationReport,
+        progress: bool,
+    ):
+        self.todo = todo
+        self.client = client
+        self.checker = checker
+        self.config = config
+        self.report = report
+        self.generator = generator_record(client)
+        self.bar = _Progress(len(todo), progress)
+        self.pending: Iterator[tuple[Chunk, str, str]] = iter(todo)
+        self.refused_in_a_row = 0
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.usage_before = client.usage.copy()
+
+    async def run(self, store: SynthStore) -> None:
+        committer = asyncio.create_task(_commit_loop(self.queue, store, self.on_commit))
+        width = max(1, min(self.client.endpoint.max_concurrency, len(self.todo)))
+        workers = [asyncio.create_task(self.worker()) for _ in range(width)]
+        try:
+            running = set(workers)
+            while running:
+                # the committer is watched too: if appending fails (disk full), stop asking the LLM
+                done, _ = await asyncio.wait(running | {committer}, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # re-raises a worker's or the committer's error
+                running -= done
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await self.queue.put(None)
+            try:
+                await committer
+            finally:
+                self.bar.close()
+
+    def on_commit(self, batch: list[ChunkOutcome]) -> None:
+        for outcome in batch:
+            self.report.pairs += len(outcome.pairs)
+            self.report.pairs_by_style.update(pair.style for pair in outcome.pairs)
+            self.report.rejects.update(reason_group(reject.reason) for reject in outcome.rejects)
+            if outcome.done:
+                self.report.chunks_done += 1
+            else:
+                self.report.chunks_failed += 1
+        self.bar.update(len(batch), self.report, self.client.usage)
+
+    def budget_spent(self) -> bool:
+        budget = self.config.synth.token_budget
+        return budget is not None and self.client.usage.total_tokens - self.usage_before.total_tokens >= budget
+
+    async def process(self, chunk: Chunk, key: str, style: str) -> tuple[ChunkOutcome, bool]:
+        """One chunk's outcome, and whether its request found nothing listening."""
+        answer: LLMAnswer = await self.client.write_questions(chunk.text, style)
+        if answer.failure is not None:
+            reject = Reject(chunk_id=chunk.chunk_id, reason=answer.failure, raw=answer.raw, style=style)
+            done = reason_group(answer.failure) != LLM_ERROR  # a failed request may heal: ask again next run
+            return ChunkOutcome(chunk.chunk_id, key, done, [], [reject]), answer.refused
+        candidates, rejects = self.checker.screen(chunk, answer.questions, style)
+        synth = self.config.synth
+        if synth.judge and candidates:
+            candidates = await _judge(chunk, candidates, rejects, self.client, synth.judge_min_score)
+        pairs, late_rejects = self.checker.admit(chunk, candidates, self.generator)
+        return ChunkOutcome(chunk.chunk_id, key, True, pairs, rejects + late_rejects), False
+
+    async def worker(self) -> None:
+        for chunk, key, style in self.pending:
+            if self.budget_spent():
+                self.report.stopped = "token_budget"
+                return
+            outcome, refused = await self.process(chunk, key, style)
+            self.refused_in_a_row = self.refused_in_a_row + 1 if refused and not self.client.ever_answered else 0
+            await self.queue.put(outcome)
+            if self.refused_in_a_row >= UNREACHABLE_CHUNKS:
+                raise LLMError(
+                    f"cannot reach the LLM at {self.client.endpoint.base_url}: connection refused for the first "
+                    f"{self.refused_in_a_row} chunks; is the server running? (--llm-base-url / llm.base_url)"
+                )
 
 
 def every_request_failed(failures: collections.Counter, chunks: int, url: str) -> str:

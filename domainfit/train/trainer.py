@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -101,53 +102,111 @@ def freeze_unused_parameters(model) -> list[str]:
     return unused
 
 
+@dataclass
+class _Plan:
+    """What the settings come to for this model on this machine, decided before training starts."""
+
+    model_dim: int
+    dims: list[int]
+    batch_size: int
+    mini_batch_size: int
+    precision: dict[str, bool]
+    cuda: bool
+    has_val: bool
+    similarity: str
+    metric: str | None
+    world_size: int
+
+
 def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progress: bool = True) -> TrainResult:
     """Train ``config.base_model`` on ``inputs`` and write ``run.model_dir``; see the module doc."""
-    import torch
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
-    settings = config.train
     started = time.perf_counter()
     model = load_model(config.base_model, allow_downloads=config.allow_downloads)
-    if settings.max_seq_length:
-        model.max_seq_length = settings.max_seq_length
-    model_dim = embedding_dim(model)
-    dims = resolve_matryoshka_dims(model_dim, settings.matryoshka_dims)
-    batch_size, mini_batch_size = resolve_batch_sizes(settings, inputs.train.n_rows)
-    check_model_fit(settings, model_dim=model_dim, dims=dims, batch_size=batch_size, mini_batch_size=mini_batch_size)
-    cuda = torch.cuda.is_available()
-    precision = training_precision(settings, cuda, cuda and torch.cuda.is_bf16_supported())
-    has_val = bool(inputs.val) and settings.eval_strategy != "no"
-    similarity = model.similarity_fn_name or "cosine"
-    metric = validation_metric(settings.metric_for_best_model, dims, model_dim, similarity) if has_val else None
+    if config.train.max_seq_length:
+        model.max_seq_length = config.train.max_seq_length
+    plan = _plan(model, config, inputs, state)
     _describe_base_model(model, config.base_model)
-
-    world_size = state.num_processes
-    if world_size > 1:
+    if plan.world_size > 1:
         freeze_unused_parameters(model)
-    loss = build_loss(model, settings, dims=dims, mini_batch_size=mini_batch_size, distributed=world_size > 1)
-    evaluator = build_evaluator(inputs.val, dims, model_dim, batch_size=config.eval.batch_size) if has_val else None
-    arguments = training_arguments(
-        settings,
-        output_dir=str(run.checkpoints_dir),
-        batch_size=batch_size,
-        has_val=has_val,
-        metric=metric,
-        precision=precision,
-        world_size=world_size,
-        cuda_available=cuda,
-        progress=progress,
+    loss = build_loss(
+        model, config.train, dims=plan.dims, mini_batch_size=plan.mini_batch_size, distributed=plan.world_size > 1
     )
-    arguments["report_to"], callbacks = trainer_reporting(settings.report_to, run)
-    arguments["run_name"] = run.root.name
     discarded: list[str] = []
     if state.is_main_process:
         discarded = prepare_checkpoints(run.checkpoints_dir, training_fingerprint(config, inputs))
     state.wait_for_everyone()
     resume = last_complete_checkpoint(run.checkpoints_dir)
-    resumed_step = _global_step(resume) if resume else 0
+    resumed_step = _global_step(resume) if resume else 0  # read now: the trainer may rotate that checkpoint out
+    trainer = _trainer(model, loss, run, config, inputs, plan, progress)
+    base_state = _base_weights(model) if config.train.base_merge_ratio > 0 else None
+    _readable_output(trainer, run, metric=main_metric_name(plan.metric), similarity=plan.similarity, progress=progress)
+    with quiet_library_bars():
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    trainer = SentenceTransformerTrainer(
+    best = _best_evaluation(trainer.state.log_history, plan.metric)
+    if base_state is not None:
+        merge_with_base(trainer.model, base_state, config.train.base_merge_ratio)
+        if trainer.evaluator is not None:
+            best = {f"eval_{name}": value for name, value in trainer.evaluator(trainer.model).items()}
+    result = _result(trainer, loss, run, config, inputs, plan, best=best, resume=resume, resumed_step=resumed_step)
+    result.discarded_checkpoints = discarded
+    result.is_main_process = state.is_main_process
+    if state.is_main_process:
+        _write_outputs(trainer, run, config.train, result)
+    state.wait_for_everyone()
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _plan(model, config: RunConfig, inputs: TrainingInputs, state) -> _Plan:
+    """Dims, batch sizes, precision and the validation metric; bad settings fail here, before any step."""
+    import torch
+
+    settings = config.train
+    model_dim = embedding_dim(model)
+    dims = resolve_matryoshka_dims(model_dim, settings.matryoshka_dims)
+    batch_size, mini_batch_size = resolve_batch_sizes(settings, inputs.train.n_rows)
+    check_model_fit(settings, model_dim=model_dim, dims=dims, batch_size=batch_size, mini_batch_size=mini_batch_size)
+    cuda = torch.cuda.is_available()
+    has_val = bool(inputs.val) and settings.eval_strategy != "no"
+    similarity = model.similarity_fn_name or "cosine"
+    return _Plan(
+        model_dim=model_dim,
+        dims=dims,
+        batch_size=batch_size,
+        mini_batch_size=mini_batch_size,
+        precision=training_precision(settings, cuda, cuda and torch.cuda.is_bf16_supported()),
+        cuda=cuda,
+        has_val=has_val,
+        similarity=similarity,
+        metric=validation_metric(settings.metric_for_best_model, dims, model_dim, similarity) if has_val else None,
+        world_size=state.num_processes,
+    )
+
+
+def _trainer(model, loss, run: RunDir, config: RunConfig, inputs: TrainingInputs, plan: _Plan, progress: bool):
+    """sentence-transformers' trainer with our arguments, validation evaluator and tracking callbacks."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    evaluator = (
+        build_evaluator(inputs.val, plan.dims, plan.model_dim, batch_size=config.eval.batch_size)
+        if plan.has_val
+        else None
+    )
+    arguments = training_arguments(
+        config.train,
+        output_dir=str(run.checkpoints_dir),
+        batch_size=plan.batch_size,
+        has_val=plan.has_val,
+        metric=plan.metric,
+        precision=plan.precision,
+        world_size=plan.world_size,
+        cuda_available=plan.cuda,
+        progress=progress,
+    )
+    arguments["report_to"], callbacks = trainer_reporting(config.train.report_to, run)
+    arguments["run_name"] = run.root.name
+    return SentenceTransformerTrainer(
         model=model,
         args=SentenceTransformerTrainingArguments(**arguments),
         train_dataset=to_datasets(inputs.train),
@@ -155,53 +214,38 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         evaluator=evaluator,
         callbacks=callbacks,
     )
-    base_state = _base_weights(model) if settings.base_merge_ratio > 0 else None
-    _readable_output(trainer, run, metric=main_metric_name(metric), similarity=similarity, progress=progress)
-    with quiet_library_bars():
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    history = trainer.state.log_history
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    best = _best_evaluation(history, metric)
-    if base_state is not None:
-        merge_with_base(trainer.model, base_state, settings.base_merge_ratio)
-        if evaluator is not None:
-            best = {f"eval_{name}": value for name, value in evaluator(trainer.model).items()}
-    result = TrainResult(
+
+def _result(
+    trainer, loss, run: RunDir, config: RunConfig, inputs: TrainingInputs, plan: _Plan, *,
+    best: dict[str, Any] | None, resume: Path | None, resumed_step: int,
+) -> TrainResult:
+    """What the training did, from the trainer's state and log; ``best`` is the kept validation entry."""
+    settings = config.train
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    precision = plan.precision
+    return TrainResult(
         model_dir=run.model_dir,
         base_model=config.base_model,
-        loss=loss_description(settings, dims, inputs.train.n_negatives),
-        dims=dims,
+        loss=loss_description(settings, plan.dims, inputs.train.n_negatives),
+        dims=plan.dims,
         data_counts=inputs.counts(),
-        batch_size=batch_size,
-        mini_batch_size=mini_batch_size if settings.loss == "cached-mnrl" else None,
+        batch_size=plan.batch_size,
+        mini_batch_size=plan.mini_batch_size if settings.loss == "cached-mnrl" else None,
         learning_rate=settings.learning_rate,
         epochs=round(float(trainer.state.epoch or 0), 3),
         steps=trainer.state.global_step,
         resumed_from=resume.name if resume else None,
         steps_this_run=trainer.state.global_step - resumed_step,
         precision="bf16" if precision["bf16"] else "fp16" if precision["fp16"] else "fp32",
-        world_size=world_size,
+        world_size=plan.world_size,
         first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None,
-        best_metric=(metric, float(best[metric])) if best else None,
-        val_metrics=_metrics_by_dim(best, dims, model_dim, similarity) if best else {},
+        best_metric=(plan.metric, float(best[plan.metric])) if best and plan.metric else None,
+        val_metrics=_metrics_by_dim(best, plan.dims, plan.model_dim, plan.similarity) if best else {},
         loss_config=inner_loss_config(loss),
         base_merge_ratio=settings.base_merge_ratio,
-        discarded_checkpoints=discarded,
-        is_main_process=state.is_main_process,
     )
-    if state.is_main_process:
-        with quiet_library_bars():
-            save_model(trainer.model, run.model_dir, result)
-        write_jsonl(run.root / "train_log.jsonl", history)
-        if not settings.keep_checkpoints:
-            shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
-        if settings.push_to_hub:
-            _push_to_hub(trainer.model, settings.hub_model_id)
-    state.wait_for_everyone()
-    result.seconds = round(time.perf_counter() - started, 2)
-    return result
 
 
 def _base_weights(model) -> dict:
@@ -216,6 +260,17 @@ def _readable_output(trainer, run: RunDir, *, metric: str, similarity: str, prog
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
     trainer.add_callback(ReadableProgress(run.root / "logs" / "train.log", metric=metric, similarity=similarity, progress=progress))
+
+
+def _write_outputs(trainer, run: RunDir, settings, result: TrainResult) -> None:
+    """The main process's files: the model with its card, the training log; checkpoints and hub as configured."""
+    with quiet_library_bars():
+        save_model(trainer.model, run.model_dir, result)
+    write_jsonl(run.root / "train_log.jsonl", trainer.state.log_history)
+    if not settings.keep_checkpoints:
+        shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
+    if settings.push_to_hub:
+        _push_to_hub(trainer.model, settings.hub_model_id)
 
 
 def save_model(model, target: Path, result: TrainResult) -> None:
