@@ -1,6 +1,6 @@
 """Throughput of synth's generation loop against a scripted server with a fixed latency.
 
-The scripted OpenAI-protocol server (``tests/openai_stub.py``, run in its own
+The scripted OpenAI-protocol server (``domainfit/testing.py``, run in its own
 process so it does not share the GIL with the client) answers every request after
 ``--latency`` seconds with two grounded questions. For each concurrency the real
 pipeline runs over the same synthetic chunks: ``openai.AsyncOpenAI`` + instructor
@@ -32,7 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -71,7 +70,7 @@ def synthetic_chunks(count: int, seed: int = 7):
 
 
 def _serve(latency_s: float, ports: multiprocessing.Queue, stop: multiprocessing.Event) -> None:
-    from openai_stub import OpenAIStub
+    from domainfit.testing import OpenAIStub
 
     with OpenAIStub(latency_s=latency_s) as stub:
         ports.put(stub.base_url)

@@ -1,6 +1,6 @@
 """`domainfit run`: every stage end to end, resumable after a kill, re-running only what changed.
 
-The LLM is the scripted OpenAI-protocol server from tests/openai_stub.py, reached over
+The LLM is the scripted OpenAI-protocol server from domainfit/testing.py, reached over
 real HTTP; everything else (LanceDB, MiniLM, the trainer) is real.
 """
 
@@ -22,7 +22,7 @@ from domainfit.config import load_config
 from domainfit.pipeline import run_pipeline
 
 from conftest import ROOT
-from openai_stub import OpenAIStub
+from domainfit.testing import OpenAIStub
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """synth against LLM endpoints that misbehave, and disks that fill up: each ends in one line.
 
-Real HTTP throughout: the scripted server of ``openai_stub.py``, and a tiny socket
+Real HTTP throughout: the scripted server of ``domainfit.testing``, and a tiny socket
 server here that sends its headers and then drips one byte at a time.
 """
 
@@ -19,7 +19,7 @@ from domainfit import artifacts
 from domainfit.artifacts import Pair, RunDir, read_jsonl, read_rows
 from domainfit.cli import main
 from domainfit.synth import prompts
-from openai_stub import Answer, Drop, Hang, OpenAIStub, ServerError, good_items, write_sample_docs
+from domainfit.testing import Answer, Drop, Hang, OpenAIStub, ServerError, good_items, write_sample_docs
 
 FAST = ["--no-progress", "--llm-model", "stub", "--max-concurrency", "2"]
 
@@ -38,7 +38,7 @@ def config_file(tmp_path: Path, **llm: object) -> Path:
 
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
-    from openai_stub import SAMPLE_PASSAGES
+    from domainfit.testing import SAMPLE_PASSAGES
 
     return write_sample_docs(tmp_path / "docs", dict(list(SAMPLE_PASSAGES.items())[:3]))
 
@@ -136,7 +136,7 @@ SECRET = "sk-test-abcdefghijklmnopqrstuvwxyz-0123"
 
 def test_an_answer_that_echoes_the_api_key_is_redacted_wherever_it_is_written(tmp_path, docs, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    from openai_stub import SAMPLE_PASSAGES
+    from domainfit.testing import SAMPLE_PASSAGES
 
     turbine, travel = SAMPLE_PASSAGES["ZX-TURBINE"], SAMPLE_PASSAGES["ZX-TRAVEL"]
     (question, evidence), *_ = good_items(travel, 1)

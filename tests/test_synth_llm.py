@@ -1,6 +1,6 @@
 """synth's LLM half against a scripted OpenAI-protocol server over real HTTP.
 
-Every test drives the real ``openai`` client (and instructor) at ``tests/openai_stub.py``
+Every test drives the real ``openai`` client (and instructor) at ``domainfit/testing.py``
 and checks what lands in ``pairs.jsonl`` / ``rejected.jsonl`` / ``synth_done.jsonl``.
 """
 
@@ -29,7 +29,7 @@ from domainfit.synth.local_server import free_port
 from domainfit.synth.retry import MinuteLimiter, RetryPolicy, retry_after_seconds
 from domainfit.synth.schema import QuestionSet, question_set_model
 from domainfit.synth.store import SynthStore
-from openai_stub import (
+from domainfit.testing import (
     SAMPLE_PASSAGES,
     Answer,
     Copied,

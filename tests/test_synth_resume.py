@@ -15,7 +15,7 @@ import pytest
 from domainfit.artifacts import Pair, Reject, RunDir, read_chunks, read_jsonl
 from domainfit.synth import prompts
 from domainfit.synth.store import ChunkOutcome, SynthStore
-from openai_stub import SAMPLE_PASSAGES, OpenAIStub, good_items, write_sample_docs
+from domainfit.testing import SAMPLE_PASSAGES, OpenAIStub, good_items, write_sample_docs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from domainfit.synth.schema import question_set_model
 from domainfit.synth.store import SynthStore
 from domainfit.synth.styles import pick_style, style_shares
 from domainfit.config import SynthConfig
-from openai_stub import SAMPLE_PASSAGES, Answer, OpenAIStub, passage_sentences
+from domainfit.testing import SAMPLE_PASSAGES, Answer, OpenAIStub, passage_sentences
 from test_synth_llm import FAST, make_chunks
 
 STYLES = ["question", "claim", "keywords"]

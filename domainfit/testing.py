@@ -1,4 +1,7 @@
-"""A scripted OpenAI-protocol HTTP server for tests and benchmarks.
+"""A scripted OpenAI-protocol HTTP server for tests and benchmarks (stdlib only).
+
+It lives in the package, not in ``tests/``, so the benchmarks and anyone testing
+code built on domainfit can import it as ``domainfit.testing``.
 
 :class:`OpenAIStub` listens on 127.0.0.1 (a free port, stdlib ``http.server`` in a
 thread) and answers what domainfit's LLM code sends, over real HTTP, to the real
