@@ -23,6 +23,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -189,6 +190,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def _disk_full(error: OSError) -> bool:
     return error.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Rename the finished folder ``staging`` over ``target``: a reader sees the old one or the new one.
+
+    The old folder is moved aside first and removed only once the new one is in place.
+    """
+    previous = None
+    if target.exists():
+        previous = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, previous)
+    os.replace(staging, target)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
 
 
 def write_text(path: str | Path, text: str) -> Path:

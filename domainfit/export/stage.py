@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..artifacts import RunDir, read_chunks, read_json, stage_run, write_json, write_text
+from ..artifacts import RunDir, read_chunks, read_json, replace_dir, stage_run, write_json, write_text
 from ..config import RunConfig
 from ..errors import ArtifactError, ConfigError
 from .dims import check_export_dim
@@ -111,7 +110,7 @@ def run_export(run: RunDir, config: RunConfig, *, progress: bool = True) -> Expo
         staging = Path(tempfile.mkdtemp(prefix=".export.", suffix=".tmp", dir=run.root))
         try:
             result = _write_export(run, config, model, staging, dim=dim, model_dim=model_dim, progress=progress)
-            _replace_dir(staging, run.export_dir)
+            replace_dir(staging, run.export_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         result.export_dir = run.export_dir
@@ -194,14 +193,3 @@ def _append_card(readme: Path, dim: int, model_dim: int, table: str) -> None:
         "(`../lancedb`), embedded with this model and normalised to unit length.\n"
     )
     write_text(readme, text.rstrip() + section)
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Rename ``staging`` over ``target``: the old export goes only once the new one is in place."""
-    previous = None
-    if target.exists():
-        previous = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, previous)
-    os.replace(staging, target)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)

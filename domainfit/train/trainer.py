@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifacts import RunDir, json_hash, write_json, write_jsonl
+from ..artifacts import RunDir, json_hash, replace_dir, write_json, write_jsonl
 from ..config import RunConfig
 from ..errors import TrainingError, first_line
 from ..models import ALIASES, embedding_dim, load_model, resolve_matryoshka_dims
@@ -285,13 +284,7 @@ def save_model(model, target: Path, result: TrainResult) -> None:
         model.save_pretrained(str(staging))
         append_card_section(staging / "README.md", card_section(result.card_info()))
         write_json(staging / "domainfit_training.json", result.card_info())
-        previous = None
-        if target.exists():
-            previous = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, previous)
-        os.replace(staging, target)
-        if previous is not None:
-            shutil.rmtree(previous, ignore_errors=True)
+        replace_dir(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
