@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         ["--limit-train", "300", "--limit-test", "100", "--limit-corpus", "1000", "--epochs", "1"],
         [],
     ),
+    "rerank": ([], ["--full"]),
 }
 
 

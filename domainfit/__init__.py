@@ -64,6 +64,8 @@ _EXPORTS = {
     "run_evaluation": ".evaluate",
     "evaluate_beir": ".evaluate",
     "run_export": ".export",
+    "run_rerank": ".rerank",
+    "RerankConfig": ".config",
     "ExportConfig": ".config",
     "make_splits": ".splits",
     "reviewed_pairs": ".review",

@@ -396,6 +396,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "baseline": ("eval", "split"),
     "train": ("train",),
     "eval": ("eval", "split"),
+    "rerank": ("rerank", "split"),
     "export": ("export",),
 }
 

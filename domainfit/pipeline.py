@@ -27,7 +27,7 @@ from .artifacts import RunDir, content_hash, record_stage, stage_record, update_
 from .config import RunConfig
 from .errors import ArtifactError, ConfigError, DocumentError
 
-STAGES = ("synth", "split", "mine", "baseline", "train", "eval")
+STAGES = ("synth", "split", "mine", "baseline", "train", "eval", "rerank")  # rerank only when rerank.enabled
 
 
 @dataclass
@@ -209,6 +209,21 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
             lambda: _do_eval(run, config, include_finetuned=True),
             metrics_exist,
         ),
+        *(
+            [
+                _Stage(
+                    "rerank",
+                    lambda: content_hash(
+                        _split_outputs(run).encode(), _file_bytes(run.triplets), _model_outputs(run).encode()
+                    ),
+                    lambda: _do_rerank(run, config, progress),
+                    lambda: (run.rerank_dir / "model" / "config.json").exists()
+                    and (run.rerank_dir / "metrics.json").exists(),
+                )
+            ]
+            if config.rerank.enabled
+            else []
+        ),
     ]
 
 
@@ -260,3 +275,9 @@ def _do_eval(run: RunDir, config: RunConfig, *, include_finetuned: bool) -> None
     from .evaluate import run_evaluation
 
     run_evaluation(run, config, include_finetuned=include_finetuned)
+
+
+def _do_rerank(run: RunDir, config: RunConfig, progress: bool) -> None:
+    from .rerank import run_rerank
+
+    run_rerank(run, config, progress=progress)

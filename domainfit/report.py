@@ -25,6 +25,8 @@ STAGE_TITLES = {
     "baseline": "Baseline evaluation (before training)",
     "train": "Training",
     "eval": "Evaluation",
+    "rerank": "Re-ranker training",
+    "export": "Export for a RAG stack",
 }
 
 
@@ -51,6 +53,10 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
     for plot in ("ndcg_by_dim.png", "delta_by_dim.png"):
         if (run.eval_dir / plot).exists():
             lines += [f"![{plot}](eval/{plot})", ""]
+    rerank_table = _rerank_table(run)
+    if rerank_table:
+        lines += ["## Re-ranking: the bi-encoder's top k, then a cross-encoder", "", rerank_table, "",
+                  "Details: [rerank/report.md](rerank/report.md).", ""]
     split = manifest.get("split")
     if split:
         lines += ["## Split", "", _bullets(split), ""]
@@ -78,6 +84,7 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
         "| `index/`, `triplets.parquet` | LanceDB chunk vectors, mined negatives |",
         "| `model/` | the fine-tuned sentence-transformers model |",
         "| `eval/` | metrics.json, report.md, plots |",
+        "| `rerank/` | the fine-tuned cross-encoder (`model/`), metrics.json, report.md (when rerank ran) |",
         "| `manifest.json` | config (secrets masked), versions, stage status, timings, counts |",
         "",
     ]
@@ -106,6 +113,15 @@ def _results_table(run: RunDir) -> str:
     from .evaluate.render import markdown_table
 
     return markdown_table(read_json(metrics_path))
+
+
+def _rerank_table(run: RunDir) -> str:
+    path = run.rerank_dir / "metrics.json"
+    if not path.exists():
+        return ""
+    from .rerank.report import markdown_table
+
+    return markdown_table(read_json(path))
 
 
 def _bullets(data: dict[str, Any], indent: str = "") -> str:

@@ -106,6 +106,13 @@ def test_run_end_to_end_then_a_train_change_reruns_train_and_eval_only(tmp_path)
         for path in (run.manifest, run.report, run.eval_dir / "report.md"):
             assert SECRET not in path.read_text(), f"the API key leaked into {path.name}"
 
+        config.rerank.enabled = True  # the optional stage: off by default, then run, skipped, reported
+        for key, value in {"base_model": "minilm", "max_steps": 2, "max_length": 64, "top_k": 5, "validation": False}.items():
+            setattr(config.rerank, key, value)
+        assert run_pipeline(docs, run, config, log=lambda _: None).ran() == ["rerank"]
+        assert run_pipeline(docs, run, config, log=lambda _: None).ran() == []
+        assert "Re-ranking: the bi-encoder's top k" in run.report.read_text()
+
 
 def _start_run(docs: Path, run: RunDir, config: Path, log: Path) -> subprocess.Popen:
     with log.open("ab") as handle:  # a file, not a pipe: progress bars must never block the child

@@ -24,27 +24,25 @@ as dropped.
 
 Example::
 
-    negatives = negatives_by_pair(read_parquet(run.triplets).to_pylist())
+    negatives = read_negatives(run)          # domainfit.triplets
     train = build_training_set(train_pairs, chunk_text, negatives, loss="mnrl", negatives_per_pair=1)
     dataset = to_datasets(train)       # Dataset, or DatasetDict when some pairs have fewer negatives
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..artifacts import Chunk, Pair, normalize_text
 from ..errors import TrainingError
+from ..triplets import NEGATIVE, negative_columns, negatives_by_pair  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from datasets import Dataset, DatasetDict
 
 ANCHOR = "anchor"
 POSITIVE = "positive"
-NEGATIVE = "negative"
-_NTUPLE_COLUMN = re.compile(r"^negative_(\d+)$")
 
 
 @dataclass
@@ -98,49 +96,6 @@ class ValidationSet:
 
     def __bool__(self) -> bool:
         return bool(self.queries)
-
-
-def negatives_by_pair(rows: Iterable[Mapping[str, Any]], *, source: str = "triplets.parquet") -> dict[str, list[str]]:
-    """Mined negative texts per pair id, from n-tuple or triplet rows, best first.
-
-    n-tuple rows carry ``negative_1 .. negative_n`` (null where the miner found fewer);
-    nulls are skipped, never padded. Triplet rows carry one ``negative`` each, and a
-    null there is a broken file: :class:`TrainingError` naming ``source`` and the count.
-
-    Example::
-
-        negatives_by_pair([{"pair_id": "p1", "negative_1": "a", "negative_2": None}])  # {'p1': ['a']}
-    """
-    found: dict[str, list[str]] = {}
-    missing_in_triplets = 0
-    for row in rows:
-        pair_id = row.get("pair_id")
-        if not pair_id:
-            raise TrainingError(f"{source}: a row has no pair_id")
-        texts = found.setdefault(str(pair_id), [])
-        if NEGATIVE in row:
-            value = row[NEGATIVE]
-            if _is_missing(value):
-                missing_in_triplets += 1
-            else:
-                texts.append(str(value))
-            continue
-        for column in sorted((c for c in row if _NTUPLE_COLUMN.match(c)), key=_column_number):
-            if not _is_missing(row[column]):
-                texts.append(str(row[column]))
-    if missing_in_triplets:
-        raise TrainingError(
-            f"{source}: column 'negative' has {missing_in_triplets} missing value(s); re-run `domainfit mine`"
-        )
-    return found
-
-
-def negative_columns(column_names: Iterable[str]) -> list[str]:
-    """The negative columns of a triplets table, in order (``negative`` or ``negative_1..n``)."""
-    names = list(column_names)
-    if NEGATIVE in names:
-        return [NEGATIVE]
-    return sorted((name for name in names if _NTUPLE_COLUMN.match(name)), key=_column_number)
 
 
 def build_training_set(
@@ -299,11 +254,3 @@ def to_datasets(training: TrainingSet) -> "Dataset | DatasetDict":
     if len(groups) == 1:
         return next(iter(groups.values()))
     return DatasetDict(groups)
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip())
-
-
-def _column_number(name: str) -> int:
-    return int(_NTUPLE_COLUMN.match(name).group(1))  # type: ignore[union-attr]

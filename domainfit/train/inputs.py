@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..artifacts import RunDir, content_hash, read_chunks, read_parquet
+from ..artifacts import RunDir, content_hash, read_chunks
 from ..config import TrainConfig
-from ..errors import ArtifactError
 from ..review import reviewed_pairs
 from ..splits import Splits
-from .data import TrainingSet, ValidationSet, build_training_set, build_validation_set, negative_columns, negatives_by_pair
+from ..triplets import read_negatives
+from .data import TrainingSet, ValidationSet, build_training_set, build_validation_set
 
 
 @dataclass
@@ -72,18 +72,3 @@ def load_training_inputs(run: RunDir, splits: Splits, config: TrainConfig) -> Tr
         has_triplets=has_triplets,
         review_counts=review.counts(),
     )
-
-
-def read_negatives(run: RunDir) -> dict[str, list[str]]:
-    """Mined negative texts per pair id from ``triplets.parquet`` (n-tuple or triplet format)."""
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(run.triplets).names
-    except Exception as error:  # pyarrow raises several types for a torn file
-        raise ArtifactError(f"{run.triplets} is corrupt or truncated ({error}); re-run `domainfit mine`") from None
-    columns = negative_columns(names)
-    if not columns:
-        raise ArtifactError(f"{run.triplets} has no negative or negative_1.. columns; re-run `domainfit mine`")
-    table = read_parquet(run.triplets, ["pair_id", *columns]).select(["pair_id", *columns])
-    return negatives_by_pair(table.to_pylist(), source=str(run.triplets))
