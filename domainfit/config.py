@@ -343,6 +343,8 @@ class EvalConfig(_Section):
     accuracy_at_k: list[int] = _cutoffs("accuracy_at_k", "accuracy")
     precision_recall_at_k: list[int] = _cutoffs("precision_recall_at_k", "precision/recall")
     bm25: bool = Field(True, description="include a BM25 baseline")
+    hybrid: bool = Field(True, description="add base+bm25 and finetuned+bm25 rows: reciprocal rank fusion with BM25")
+    rrf_k: int = Field(60, ge=1, description="reciprocal rank fusion constant: score = sum of 1 / (rrf_k + rank)")
     queries: str | None = Field(
         None, description="JSONL of real queries judged by document (--queries); they head the report, never trained on"
     )

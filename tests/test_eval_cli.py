@@ -61,7 +61,7 @@ def test_eval_beir_with_minilm_as_base(tmp_path, capsys):
     assert re.search(r"eval: base: ndcg@10 384: 0\.\d{4}, 128: 0\.\d{4} in \d+s", captured.err)
     assert re.search(r"eval: bm25: indexing 30 documents", captured.err)
     metrics = json.loads((out / "eval" / "metrics.json").read_text())
-    assert set(metrics) == {"base", "bm25", "meta"}
+    assert set(metrics) == {"base", "bm25", "base+bm25", "meta"}
     meta = metrics["meta"]
     assert meta["graded"] is True and meta["corpus"] == 30 and meta["split"] is None
     assert "graded_ndcg@10" in metrics["base"]["384"] and 0 < metrics["base"]["384"]["ndcg@10"] <= 1

@@ -159,7 +159,7 @@ def test_run_evaluation_with_real_queries(run, evaluated):
     path, result = evaluated
     assert result.evidence == "queries" and result.headline is result.queries_metrics
     real = json.loads((run.eval_dir / "queries" / "metrics.json").read_text())
-    assert real == result.queries_metrics and set(real) == {"base", "bm25", "meta"}
+    assert real == result.queries_metrics and set(real) == {"base", "bm25", "base+bm25", "meta"}
     meta = real["meta"]
     documents = {chunk.source for chunk in read_chunks(run.chunks)}
     assert meta["judged_by"] == "document" and meta["corpus"] == len(documents)
@@ -193,7 +193,7 @@ def test_engine_equals_the_pure_core(run, evaluated):
 def test_a_second_run_reuses_real_query_results(run, evaluated):
     path, first = evaluated
     again = run_evaluation(run, CONFIG, queries=path)
-    assert again.reused == ["base", "bm25"] and again.queries_metrics["base"] == first.queries_metrics["base"]
+    assert again.reused == ["base", "bm25", "base+bm25"] and again.queries_metrics["base"] == first.queries_metrics["base"]
 
 
 def test_real_queries_alone_when_the_run_has_no_pairs(run, tmp_path):

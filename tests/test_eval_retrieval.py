@@ -71,10 +71,11 @@ def test_evaluate_task_nests_label_dim_metric(minilm):
     task = hand_task({"q1": ("Why did share prices drop?", "d2")})
     config = RunConfig.model_validate({"eval": {"dims": [384, 64]}})
     metrics, reused = evaluate_task(task, [ModelSpec("base", "minilm"), ModelSpec("bm25", "bm25")], config)
-    assert set(metrics) == {"base", "bm25", "meta"} and reused == []
+    assert set(metrics) == {"base", "bm25", "base+bm25", "meta"} and reused == []
     assert list(metrics["base"]) == ["384", "64"] and list(metrics["bm25"]) == ["full"]
     assert set(metrics["base"]["64"]) == set(MetricSpec().names())
     assert metrics["meta"]["bytes_per_vector"] == {"384": 1536, "64": 256}
     again, reused = evaluate_task(task, [ModelSpec("base", "minilm"), ModelSpec("bm25", "bm25")], config,
                                   previous=metrics)
-    assert reused == ["base", "bm25"] and again["base"] == metrics["base"]
+    assert reused == ["base", "bm25", "base+bm25"] and again["base"] == metrics["base"]
+    assert again["base+bm25"] == metrics["base+bm25"] and list(metrics["base+bm25"]) == ["384", "64"]

@@ -48,11 +48,12 @@ def test_reports_and_metrics_shape(evaluated):
     for name in ("metrics.json", "report.md", "ndcg_by_dim.png", "delta_by_dim.png"):
         assert (eval_dir / name).is_file(), name
     metrics = json.loads((eval_dir / "metrics.json").read_text())
-    assert set(metrics) == {"base", "bm25", "meta"}
+    assert set(metrics) == {"base", "bm25", "base+bm25", "meta"}
     assert list(metrics["base"]) == ["384", "64"] and list(metrics["bm25"]) == ["full"]
     names = metrics["meta"]["metric_names"]
     assert names[:2] == ["accuracy@1", "accuracy@3"] and {"ndcg@10", "mrr@10", "map@100", "recall@5"} <= set(names)
-    for label in ("base", "bm25"):
+    assert list(metrics["base+bm25"]) == ["384", "64"]
+    for label in ("base", "bm25", "base+bm25"):
         for row in metrics[label].values():
             assert set(row) == set(names) and all(0.0 <= value <= 1.0 for value in row.values())
     meta = metrics["meta"]
@@ -80,7 +81,7 @@ def test_reports_and_metrics_shape(evaluated):
 def test_a_second_run_reuses_the_results(evaluated):
     run, first = evaluated
     again = run_evaluation(run, CONFIG)
-    assert again.reused == ["base", "bm25"]
+    assert again.reused == ["base", "bm25", "base+bm25"]
     assert again.metrics["base"] == first.metrics["base"]
 
 
@@ -92,14 +93,15 @@ def test_finetuned_and_extra_models_sit_beside_the_base(evaluated, minilm_path, 
         out.eval_dir.mkdir(parents=True)
         shutil.copy(run.eval_dir / "metrics.json", out.eval_dir / "metrics.json")  # results to merge with
         result = run_evaluation(run, CONFIG, out=out)
-        assert result.labels() == ["base", "finetuned", "bm25"]
+        assert result.labels() == ["base", "finetuned", "bm25", "base+bm25", "finetuned+bm25"]
         # the same weights under another label: reused, not re-encoded; identical numbers, zero deltas
-        assert result.reused == ["base", "finetuned", "bm25"]
+        assert result.reused == ["base", "finetuned", "bm25", "base+bm25", "finetuned+bm25"]
         assert result.metrics["finetuned"] == first.metrics["base"]
+        assert result.metrics["finetuned+bm25"] == first.metrics["base+bm25"]
         assert "+0.0000, +0.0%" in result.markdown()
         assert_png(out.eval_dir / "delta_by_dim.png")
         baseline = run_evaluation(run, CONFIG, out=out, include_finetuned=False)
-        assert baseline.labels() == ["base", "bm25"] and baseline.reused == ["base", "bm25"]
+        assert baseline.labels() == ["base", "bm25", "base+bm25"] and baseline.reused == baseline.labels()
     finally:
         run.model_dir.unlink()
 

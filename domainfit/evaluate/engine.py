@@ -110,6 +110,59 @@ def evaluate_bm25(task: RetrievalTask, spec: MetricSpec, *, budget_mb: float = 2
                        time.perf_counter() - started, rankings={render.FULL: ranked})
 
 
+def evaluate_hybrid(task: RetrievalTask, dense: ModelResult, bm25: ModelResult, spec: MetricSpec, *,
+                    k: int = 60, graded: bool | None = None) -> ModelResult:
+    """Dense + BM25 by reciprocal rank fusion at every dim of ``dense`` (both need their rankings)."""
+    from .fusion import fuse
+    from .retrieval import id_ranks
+
+    graded = task.graded if graded is None else graded
+    started = time.perf_counter()
+    lexical = bm25.rankings[render.FULL]
+    entry_rank, relevant = id_ranks(task.ranked_ids), _relevance_by_index(task)
+    results, latency = {}, {}
+    for dim, ranked in dense.rankings.items():
+        began = time.perf_counter()
+        fused = fuse([ranked, lexical], len(task.ranked_ids), spec.max_k, entry_rank, k=k)
+        fuse_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
+        results[dim] = score_ranking(fused, relevant, len(task.ranked_ids), spec, graded=graded)
+        dense_ms, bm25_ms = dense.latency_ms.get(dim, {}), bm25.latency_ms.get(render.FULL, {})
+        latency[dim] = _latency(dense_ms.get("encode", 0.0),
+                                dense_ms.get("search", 0.0) + bm25_ms.get("search", 0.0) + fuse_ms)
+    return ModelResult(results, latency, "rrf", time.perf_counter() - started, dense.model_dim)
+
+
+def _hybrids(task: RetrievalTask, specs: Sequence[ModelSpec], config: RunConfig, spec: MetricSpec,
+             done: dict[str, ModelResult], fingerprints: dict[str, str], previous: dict[str, Any] | None,
+             hashes: dict[str, str]):
+    """``base+bm25`` and ``finetuned+bm25`` (when both parts were evaluated): reused or fused.
+
+    A part whose result was reused from an earlier metrics.json has no rankings, so it
+    is evaluated again (BM25 is cheap; a dense model encodes once more).
+    """
+    if not config.eval.hybrid or render.BM25 not in fingerprints:
+        return
+    by_label = {model_spec.label: model_spec for model_spec in specs}
+    for label in (render.BASE, render.FINETUNED):
+        if label not in fingerprints or by_label[label].is_bm25:
+            continue
+        dense_fp, bm25_fp = fingerprints[label], fingerprints[render.BM25]
+        fingerprint = f"rrf-k{config.eval.rrf_k}:{dense_fp}+{bm25_fp}"
+        dims = list(done[dense_fp].metrics)
+        result = _previous_result(previous, fingerprint, hashes, lambda model_dim: dims)
+        if result is not None:
+            yield label + render.HYBRID_SUFFIX, f"{label} + bm25 (RRF)", fingerprint, result, True
+            continue
+        if not done[dense_fp].rankings:
+            model = load_dense(by_label[label].location, allow_downloads=config.allow_downloads)
+            done[dense_fp] = evaluate_dense(model, task, [int(dim) for dim in dims], spec,
+                                            batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb)
+        if not done[bm25_fp].rankings:
+            done[bm25_fp] = evaluate_bm25(task, spec, budget_mb=config.eval.score_block_mb)
+        result = evaluate_hybrid(task, done[dense_fp], done[bm25_fp], spec, k=config.eval.rrf_k)
+        yield label + render.HYBRID_SUFFIX, f"{label} + bm25 (RRF)", fingerprint, result, False
+
+
 def _latency(encode_ms: float, search_ms: float) -> dict[str, float]:
     return {"encode": round(encode_ms, 4), "search": round(search_ms, 4), "total": round(encode_ms + search_ms, 4)}
 
@@ -177,9 +230,11 @@ def evaluate_task(
     latency: dict[str, Any] = {}
     reused: list[str] = []
     done: dict[str, ModelResult] = {}  # same weights under two labels are evaluated once
+    fingerprints: dict[str, str] = {}
     budget = config.eval.score_block_mb
     for model_spec in tqdm(specs, desc="eval models", unit="model", disable=None):
         fingerprint = model_weights_fingerprint(model_spec, config.allow_downloads)
+        fingerprints[model_spec.label] = fingerprint
         if model_spec.is_bm25:
             wanted: Callable[[int], list[str]] = lambda model_dim: [render.FULL]
         else:
@@ -211,6 +266,15 @@ def evaluate_task(
             "model_dim": result.model_dim,
             "seconds": round(result.seconds, 3),
         }
+    for label, location, fingerprint, result, was_reused in _hybrids(
+        task, specs, config, spec, done, fingerprints, previous, hashes
+    ):
+        reused += [label] if was_reused else []
+        metrics[label] = result.metrics
+        latency[label] = result.latency_ms
+        models_meta[label] = {"location": location, "fingerprint": fingerprint, "similarity": "rrf",
+                              "dims": list(result.metrics), "model_dim": result.model_dim,
+                              "seconds": round(result.seconds, 3), "rrf_k": config.eval.rrf_k}
     all_dims = sorted({dim for rows in metrics.values() for dim in rows if dim != render.FULL}, key=int, reverse=True)
     metrics[render.META] = {
         "name": task.name,

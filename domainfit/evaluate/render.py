@@ -22,17 +22,25 @@ from typing import Any
 from ..artifacts import atomic_path, write_json, write_text
 
 BASE = "base"
+FINETUNED = "finetuned"
 BM25 = "bm25"
+HYBRID_SUFFIX = "+bm25"
 FULL = "full"
 META = "meta"
 
 Metrics = dict[str, Any]
 
 
+def is_hybrid(label: str) -> bool:
+    """A dense model fused with BM25 (``base+bm25``, ``finetuned+bm25``)."""
+    return label.endswith(HYBRID_SUFFIX)
+
+
 def labels(metrics: Metrics) -> list[str]:
-    """Model labels in report order: base first, then the others as evaluated, BM25 last."""
+    """Model labels in report order: base first, the others as evaluated, BM25, then the hybrids."""
     found = [label for label in metrics if label != META]
-    return sorted(found, key=lambda label: (label != BASE, label == BM25))
+    order = lambda label: 0 if label == BASE else 3 if is_hybrid(label) else 2 if label == BM25 else 1  # noqa: E731
+    return sorted(found, key=order)
 
 
 def dims(metrics: Metrics) -> list[str]:
