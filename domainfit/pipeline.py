@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import RunDir, content_hash, record_stage, stage_record, update_manifest
+from .artifacts import RunDir, content_hash, read_manifest, record_stage, stage_record, update_manifest
 from .config import RunConfig
 from .errors import ArtifactError, ConfigError, DocumentError
 
@@ -47,6 +47,7 @@ class PipelineResult:
     outcomes: list[StageOutcome] = field(default_factory=list)
     report_path: Path | None = None
     table: str = ""
+    advice: str = ""
 
     def ran(self) -> list[str]:
         return [outcome.name for outcome in self.outcomes if outcome.action != "skipped"]
@@ -60,6 +61,8 @@ class PipelineResult:
             lines += ["", self.table]
         if self.report_path is not None:
             lines += ["", f"report: {self.report_path}", f"model:  {self.run.model_dir}"]
+        if self.advice:
+            lines.append(self.advice)
         return "\n".join(lines)
 
 
@@ -162,7 +165,16 @@ def run_pipeline(
     from .report import write_run_report
 
     result.report_path, result.table = write_run_report(run, config)
+    result.advice = _advice(run, config)
     return result
+
+
+def _advice(run: RunDir, config: RunConfig) -> str:
+    """The gate's line: which model to use (the adapted one only if it beat the base)."""
+    from .report import verdict
+
+    decided = verdict(read_manifest(run))
+    return decided.advice(run.model_dir, config.base_model) if decided else ""
 
 
 @dataclass

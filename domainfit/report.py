@@ -31,10 +31,19 @@ STAGE_TITLES = {
 
 
 def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
-    """Write ``RUN/report.md``; returns its path and the main results table (Markdown)."""
+    """Write ``RUN/report.md``; returns its path and the results tables (Markdown, headline last).
+
+    The first line is the promotion verdict when an adapted model was evaluated; the
+    headline table is the real queries' when the eval had them, with the synthetic
+    test split below; without them the synthetic table says what it is and how to
+    add real queries.
+    """
     manifest = read_manifest(run)
-    table = _results_table(run)
-    lines = [
+    synthetic = _read_metrics(run.eval_dir / "metrics.json")
+    real = _read_metrics(run.eval_dir / "queries" / "metrics.json") if _evidence(manifest) == "queries" else None
+    caveat = _test_size_caveat(manifest) if synthetic else ""
+    lines = [_first_line(manifest), ""] if manifest.get("promotion") else []
+    lines += [
         f"# domainfit run report: `{run.root}`",
         "",
         f"- documents: `{manifest.get('documents_folder', '?')}`",
@@ -42,17 +51,28 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
         f" at `{config.llm.base_url or 'local llama.cpp server'}`",
         f"- updated: {manifest.get('updated', '?')}",
         "",
-        "## Retrieval on held-out queries",
-        "",
-        table or "_No evaluation results yet._",
-        "",
     ]
-    caveat = _test_size_caveat(manifest) if table else ""
-    if caveat:
-        lines += [caveat, ""]
-    for plot in ("ndcg_by_dim.png", "delta_by_dim.png"):
-        if (run.eval_dir / plot).exists():
-            lines += [f"![{plot}](eval/{plot})", ""]
+    tables: list[str] = []
+    if real:
+        table = _table(real)
+        lines += [f"## Retrieval on {_title(real)}", "", table, "",
+                  "These queries were written by people and never trained on: the evidence to trust.", ""]
+        lines += ["![ndcg_by_dim.png](eval/queries/ndcg_by_dim.png)", ""]
+        tables.append(table)
+    if synthetic:
+        table = _table(synthetic)
+        heading = "## Below: " if real else "## Retrieval on "
+        lines += [f"{heading}{_title(synthetic)}", "", table, ""]
+        if caveat:
+            lines += [caveat, ""]
+        if not real:
+            lines += [_how_to_add_real_queries(), ""]
+            for plot in ("ndcg_by_dim.png", "delta_by_dim.png"):
+                if (run.eval_dir / plot).exists():
+                    lines += [f"![{plot}](eval/{plot})", ""]
+        tables.insert(0, "\n\n".join(part for part in (table, caveat) if part))
+    if not tables:
+        lines += ["## Retrieval on held-out queries", "", "_No evaluation results yet._", ""]
     rerank_table = _rerank_table(run)
     if rerank_table:
         lines += ["## Re-ranking: the bi-encoder's top k, then a cross-encoder", "", rerank_table, "",
@@ -89,7 +109,7 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
         "",
     ]
     path = write_text(run.report, "\n".join(lines))
-    return path, "\n\n".join(part for part in (table, caveat) if part)
+    return path, "\n\n".join(tables)
 
 
 def _test_size_caveat(manifest: dict[str, Any]) -> str:
@@ -106,13 +126,47 @@ def _test_size_caveat(manifest: dict[str, Any]) -> str:
     return caveat
 
 
-def _results_table(run: RunDir) -> str:
-    metrics_path = run.eval_dir / "metrics.json"
-    if not metrics_path.exists():
-        return ""
+def _evidence(manifest: dict[str, Any]) -> str | None:
+    """What the latest evaluation's headline rested on (``queries``, ``synthetic`` …), from its record."""
+    stages = manifest.get("stages", {})
+    record = stages.get("eval") or stages.get("baseline") or {}
+    return (record.get("counts") or {}).get("evidence")
+
+
+def _read_metrics(path: Path) -> dict[str, Any] | None:
+    return read_json(path) if path.exists() else None
+
+
+def verdict(manifest: dict[str, Any]):
+    """The manifest's promotion record as a :class:`~domainfit.evaluate.gate.Verdict`, or None."""
+    from .evaluate.gate import Verdict
+
+    promotion = manifest.get("promotion")
+    if not promotion:
+        return None
+    return Verdict(**{key: value for key, value in promotion.items() if key not in ("margin", "rule")})
+
+
+def _first_line(manifest: dict[str, Any]) -> str:
+    return verdict(manifest).first_line()
+
+
+def _title(metrics: dict[str, Any]) -> str:
+    from .evaluate.render import SYNTHETIC_TITLE, evidence_title
+
+    return evidence_title(metrics) if metrics.get("meta") else SYNTHETIC_TITLE
+
+
+def _how_to_add_real_queries() -> str:
+    from .evaluate.render import HOW_TO_ADD_REAL_QUERIES
+
+    return HOW_TO_ADD_REAL_QUERIES
+
+
+def _table(metrics: dict[str, Any]) -> str:
     from .evaluate.render import markdown_table
 
-    return markdown_table(read_json(metrics_path))
+    return markdown_table(metrics)
 
 
 def _rerank_table(run: RunDir) -> str:

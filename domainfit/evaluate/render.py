@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..artifacts import atomic_path, write_json, write_text
 
@@ -63,16 +63,30 @@ def value(metrics: Metrics, label: str, dim: str, metric: str) -> float | None:
 SYNTHETIC_TITLE = "synthetic questions from the same generator (optimistic)"
 
 
+def evidence_name(metrics: Metrics) -> str:
+    """The kind of queries, in words: ``real queries (file.jsonl)``, ``synthetic test questions`` …"""
+    meta = metrics.get(META, {})
+    if meta.get("evidence") == "queries":
+        return f"real queries ({Path(str(meta.get('source', 'file'))).name})"
+    if meta.get("evidence") == "human":
+        return "questions written by people on the review page"
+    if meta.get("evidence") == "synthetic":
+        return "synthetic test questions (optimistic)"
+    return "judged queries"
+
+
 def evidence_title(metrics: Metrics) -> str:
     """What the numbers rest on, in words: real queries, synthetic test questions, or a BEIR folder."""
     meta = metrics.get(META, {})
     queries, corpus = meta.get("queries", "?"), meta.get("corpus", "?")
     if meta.get("evidence") == "queries":
-        return (f"on real queries ({Path(str(meta.get('source', 'file'))).name}): {queries} queries vs {corpus} "
+        return (f"real queries ({Path(str(meta.get('source', 'file'))).name}): {queries} queries vs {corpus} "
                 f"documents ({meta.get('chunks', '?')} chunks)")
     if meta.get("evidence") == "synthetic":
-        return f"on {SYNTHETIC_TITLE}: {queries} queries vs {corpus} chunks"
-    return f"on {queries} queries vs {corpus} documents"
+        return f"{SYNTHETIC_TITLE}: {queries} queries vs {corpus} chunks"
+    if meta.get("evidence") == "human":
+        return f"questions people wrote on the review page: {queries} queries vs {corpus} chunks"
+    return f"{queries} queries vs {corpus} documents"
 
 
 def delta(current: float | None, base: float | None) -> tuple[float | None, float | None]:
@@ -124,7 +138,7 @@ def rich_table(metrics: Metrics, metric: str | None = None):
 
     metric = metric or main_metric(metrics)
     columns = dims(metrics) or [FULL]
-    table = Table(title=f"{metric} {evidence_title(metrics)}")
+    table = Table(title=f"{metric} on {evidence_title(metrics)}")
     table.add_column("model", style="bold")
     for dim in columns:
         table.add_column(f"dim {dim}" if dim != FULL else "full", justify="right")
@@ -199,15 +213,24 @@ def _split_section(meta: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown_report(metrics: Metrics) -> str:
-    """The whole ``report.md``: setup, main table, a table per dim, costs, how to read it."""
+HOW_TO_ADD_REAL_QUERIES = (
+    "**These numbers are optimistic.** The test questions were written by the same generator as the training "
+    "pairs, so they reward fitting the generator, not your users. For evidence you can trust, write 20-50 queries "
+    "as your users would, one JSON line each with the documents that answer them: "
+    '`{"query": "...", "relevant": ["path/relative/to/DOCS"]}`, then run `domainfit eval RUN --queries FILE` '
+    "(or `domainfit run DOCS --queries FILE`); or write your own questions for chunks on the review page "
+    "(`domainfit review RUN`, key `w`)."
+)
+
+
+def _setup_lines(metrics: Metrics) -> list[str]:
     meta = metrics.get(META, {})
-    metric = main_metric(metrics)
-    lines = [f"# Retrieval evaluation: {meta.get('name', 'held-out queries')}", ""]
-    lines += _split_section(meta)
+    unit = "documents" if meta.get("judged_by") == "document" else "corpus entries"
+    lines = _split_section(meta)
     lines += [
-        f"- {meta.get('queries', '?')} queries against {meta.get('corpus', '?')} corpus entries "
-        f"({meta.get('relevant_per_query', '?')} relevant per query on average"
+        f"- {meta.get('queries', '?')} queries against {meta.get('corpus', '?')} {unit}"
+        + (f" ({meta['chunks']} chunks; a document ranks by its best chunk)" if meta.get("chunks") else "")
+        + f" ({meta.get('relevant_per_query', '?')} relevant per query on average"
         + (
             f"; {meta['duplicate_relevant']} extra relevant from exact duplicate texts"
             if meta.get("duplicate_relevant")
@@ -217,19 +240,59 @@ def markdown_report(metrics: Metrics) -> str:
         f"- relevance: {'graded qrels (binary for the standard metrics, grades for graded_ndcg)' if meta.get('graded') else 'binary'}",
         "- models: "
         + ", ".join(f"`{label}` = {meta.get('models', {}).get(label, {}).get('location', '?')}" for label in labels(metrics)),
-        "",
-        f"## {metric} by dim",
-        "",
-        markdown_table(metrics, metric),
-        "",
-        "![ndcg by dim](ndcg_by_dim.png)",
-        "",
     ]
+    unknown = meta.get("unknown_relevant") or {}
+    if unknown.get("paths"):
+        lines.append(
+            f"- **warning:** {unknown['paths']} relevant path(s) of the queries file are not among the run's documents "
+            f"(e.g. `{(unknown.get('examples') or ['?'])[0]}`): {unknown.get('judgements', 0)} judgement(s) dropped, "
+            f"{unknown.get('dropped_queries', 0)} query(ies) left with none skipped"
+        )
+    return lines
+
+
+def _results_section(metrics: Metrics, level: int, plots: str) -> list[str]:
+    """Setup bullets, the main table, plots and a table per dim, under headings of ``level``."""
+    metric = main_metric(metrics)
+    heading = "#" * level
+    lines = [*_setup_lines(metrics), "", f"{heading} {metric} by dim", "", markdown_table(metrics, metric), "",
+             f"![ndcg by dim]({plots}ndcg_by_dim.png)", ""]
     if any(label != BASE for label in labels(metrics)) and BASE in metrics:
-        lines += ["![delta by dim](delta_by_dim.png)", ""]
+        lines += [f"![delta by dim]({plots}delta_by_dim.png)", ""]
     for dim in dims(metrics) or [FULL]:
-        lines += [f"## dim {dim}", "", _dim_table(metrics, dim), ""]
-    lines += ["## Cost per dim", "", _cost_table(metrics), ""]
+        lines += [f"{heading} dim {dim}", "", _dim_table(metrics, dim), ""]
+    lines += [f"{heading} Cost per dim", "", _cost_table(metrics), ""]
+    return lines
+
+
+def markdown_report(
+    metrics: Metrics,
+    *,
+    below: Sequence[tuple[Metrics, str]] = (),
+    first_line: str | None = None,
+    plots: str = "",
+) -> str:
+    """The whole ``report.md``: setup, main table, a table per dim, costs, how to read it.
+
+    ``metrics`` is the headline evidence; each ``below`` entry (metrics, plot folder
+    prefix such as ``"queries/"``) follows it under its own heading. ``first_line``
+    (the promotion verdict) goes above everything; ``plots`` prefixes the headline's plots.
+    """
+    meta = metrics.get(META, {})
+    metric = main_metric(metrics)
+    lines = [first_line, ""] if first_line else []
+    lines += [f"# Retrieval evaluation: {meta.get('name', 'held-out queries')}", ""]
+    if meta.get("evidence"):
+        lines += [f"Headline evidence: **{evidence_title(metrics)}**.", ""]
+    if meta.get("evidence") == "synthetic":
+        lines += [HOW_TO_ADD_REAL_QUERIES, ""]
+    lines += _results_section(metrics, 2, plots)
+    for other, plots in below:
+        lines += [f"## Below the headline: {evidence_title(other)}", ""]
+        if other.get(META, {}).get("evidence") == "synthetic":
+            lines += ["Generated by the same LLM as the training pairs: optimistic; the headline above is the "
+                      "evidence to trust.", ""]
+        lines += _results_section(other, 3, plots)
     lines += [
         "## How to read this",
         "",
@@ -237,6 +300,8 @@ def markdown_report(metrics: Metrics) -> str:
         "sentence-transformers' `InformationRetrievalEvaluator`'s, so the numbers compare 1:1 with it.",
         "- Δ is the change against `base` at the same dim: absolute, then relative. BM25 has no dims; its one "
         "number is compared with the base at each dim.",
+        "- `base+bm25` and `finetuned+bm25` fuse the dense ranking with BM25's by reciprocal rank fusion "
+        "(score = Σ 1 / (k + rank)): a hybrid you can deploy instead of either alone.",
         "- A dim is the first N coordinates of the full embedding, renormalised: what a Matryoshka-trained model "
         "lets you store. Bytes per vector are float32; latency is per query, encoding in batches plus an exact "
         "search of the whole corpus on this machine.",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..artifacts import RunDir, read_chunks, read_json, stage_run
+from ..artifacts import RunDir, read_chunks, read_json, stage_run, update_manifest, write_text
 from ..config import RunConfig
 from ..errors import ArtifactError, EvaluationError, SplitError
 from ..splits import Splits, ensure_splits, leaked_chunks
@@ -31,6 +31,7 @@ from ..tracking import flat_metrics, log_final_metrics
 from . import render
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
+from .gate import Verdict, judge
 from .queries import load_queries, task_from_queries
 from .task import RetrievalTask, task_from_pairs
 
@@ -52,6 +53,7 @@ class EvalResult:
     reused: list[str] = field(default_factory=list)
     queries_metrics: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    verdict: Verdict | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -64,8 +66,8 @@ class EvalResult:
 
     @property
     def evidence(self) -> str:
-        """``queries`` (real queries from a file) or ``synthetic`` (the generated test split)."""
-        return "queries" if self.queries_metrics else "synthetic"
+        """``queries`` (real queries from a file), ``synthetic`` (the generated test split) or ``judged`` (BEIR)."""
+        return self.headline.get(render.META, {}).get("evidence") or "judged"
 
     def labels(self) -> list[str]:
         return render.labels(self.headline)
@@ -109,7 +111,18 @@ class EvalResult:
         if self.queries_metrics:
             lines.append(_summary_line(self.queries_metrics, "real queries (headline)"))
         lines.append(f"report: {self.eval_dir / 'report.md'}")
+        advice = self.advice()
+        if advice:
+            lines.append(advice)
         return "\n".join(lines)
+
+    def advice(self) -> str:
+        """The gate's one line (which model to use), or '' when no adapted model was evaluated."""
+        if self.verdict is None:
+            return ""
+        models = self.meta.get("models", {})
+        return self.verdict.advice(models.get(render.FINETUNED, {}).get("location", "?"),
+                                   models.get(render.BASE, {}).get("location", "?"))
 
 
 def _summary_line(metrics: dict[str, Any], title: str) -> str:
@@ -165,15 +178,30 @@ def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], c
         synthetic = done[0] if evidence else {}
         result = EvalResult(target.eval_dir, synthetic, files, reused,
                             queries_metrics=done[-1] if queries else None, warnings=list(warnings))
+        result.verdict = judge(result.headline, evidence=result.evidence)
+        files["report"] = _write_main_report(target.eval_dir, result)
         record.counts.update(result.counts())
         record.details.update({"labels": result.labels(), "main_table": result.markdown()})
         if warnings:
             record.details["warnings"] = list(warnings)
+        if result.verdict is not None:
+            record.details["promotion"] = result.verdict.as_dict()
+    if result.verdict is not None:
+        update_manifest(target, promoted=result.verdict.promoted, promotion=result.verdict.as_dict())
     scores: dict[str, Any] = {label: result.metrics[label] for label in render.labels(result.metrics)}
     if result.queries_metrics:
         scores[QUERIES_DIR] = {label: result.queries_metrics[label] for label in render.labels(result.queries_metrics)}
     log_final_metrics(target, config.train.report_to, flat_metrics(scores, stage))
     return result
+
+
+def _write_main_report(eval_dir: Path, result: EvalResult) -> Path:
+    """``eval/report.md``: the gate's verdict first, the headline evidence, then the rest below it."""
+    below = [(result.metrics, "")] if result.queries_metrics and result.metrics else []
+    plots = f"{QUERIES_DIR}/" if result.queries_metrics else ""
+    first_line = result.verdict.first_line() if result.verdict else None
+    text = render.markdown_report(result.headline, below=below, first_line=first_line, plots=plots)
+    return write_text(eval_dir / "report.md", text)
 
 
 def run_evaluation(
