@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # what IDEs and type checkers see; at run time the names belo
     from .export import run_export
     from .mining import run_mining
     from .pipeline import run_pipeline
-    from .review import reviewed_pairs, run_review
+    from .review import human_pairs, reviewed_pairs, run_review, write_human_pair
     from .splits import make_splits
     from .synth import run_synth
     from .train import run_training
@@ -69,6 +69,8 @@ _EXPORTS = {
     "ExportConfig": ".config",
     "make_splits": ".splits",
     "reviewed_pairs": ".review",
+    "human_pairs": ".review",
+    "write_human_pair": ".review",
     "run_review": ".review",
     "run_pipeline": ".pipeline",
     # submodules

@@ -85,7 +85,9 @@ class Pair(_Row):
     """A generated query and the chunk that answers it.
 
     ``style`` is the query style (``question``, ``claim``, ``keywords``); rows written
-    before styles existed have none and read as ``question``.
+    before styles existed have none and read as ``question``. ``origin`` is
+    ``generated`` (synth) or ``human`` (written by a person on the review page, kept
+    in ``human.jsonl``: a test question only, never trained on).
     """
 
     pair_id: str
@@ -95,6 +97,7 @@ class Pair(_Row):
     generator: dict[str, Any] = Field(default_factory=dict)
     checks: dict[str, Any] = Field(default_factory=dict)
     style: str = "question"
+    origin: Literal["generated", "human"] = "generated"
 
 
 class Reject(_Row):
@@ -144,6 +147,7 @@ class RunDir:
     pairs = property(lambda self: self.root / "pairs.jsonl")
     rejected = property(lambda self: self.root / "rejected.jsonl")
     review = property(lambda self: self.root / "review.jsonl")
+    human = property(lambda self: self.root / "human.jsonl")
     splits_dir = property(lambda self: self.root / "splits")
     index_dir = property(lambda self: self.root / "index")
     triplets = property(lambda self: self.root / "triplets.parquet")

@@ -84,7 +84,12 @@ def documents_fingerprint(docs: Path) -> str:
 
 
 def _synth_outputs(run: RunDir) -> str:
-    return content_hash(_chunk_ids(run), _file_bytes(run.pairs), _file_bytes(run.review))
+    return content_hash(_chunk_ids(run), _file_bytes(run.pairs), _file_bytes(run.review), *_human_bytes(run))
+
+
+def _human_bytes(run: RunDir) -> tuple[bytes, ...]:
+    # only when people wrote questions, so runs without them keep their hashes
+    return (_file_bytes(run.human),) if run.human.exists() else ()
 
 
 def _chunk_ids(run: RunDir) -> bytes:
@@ -217,7 +222,8 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
         ),
         _Stage(
             "eval",
-            lambda: content_hash(_split_outputs(run).encode(), _model_outputs(run).encode(), real_queries()),
+            lambda: content_hash(_split_outputs(run).encode(), _model_outputs(run).encode(), real_queries(),
+                                 *_human_bytes(run)),
             lambda: _do_eval(run, config, include_finetuned=True),
             metrics_exist,
         ),

@@ -39,8 +39,8 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
     add real queries.
     """
     manifest = read_manifest(run)
-    synthetic = _read_metrics(run.eval_dir / "metrics.json")
-    real = _read_metrics(run.eval_dir / "queries" / "metrics.json") if _evidence(manifest) == "queries" else None
+    evidence = _evaluated_evidence(run, manifest)
+    synthetic = evidence.get("synthetic")
     caveat = _test_size_caveat(manifest) if synthetic else ""
     lines = [_first_line(manifest), ""] if manifest.get("promotion") else []
     lines += [
@@ -53,24 +53,21 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
         "",
     ]
     tables: list[str] = []
-    if real:
-        table = _table(real)
-        lines += [f"## Retrieval on {_title(real)}", "", table, "",
-                  "These queries were written by people and never trained on: the evidence to trust.", ""]
-        lines += ["![ndcg_by_dim.png](eval/queries/ndcg_by_dim.png)", ""]
-        tables.append(table)
-    if synthetic:
-        table = _table(synthetic)
-        heading = "## Below: " if real else "## Retrieval on "
-        lines += [f"{heading}{_title(synthetic)}", "", table, ""]
-        if caveat:
-            lines += [caveat, ""]
-        if not real:
-            lines += [_how_to_add_real_queries(), ""]
-            for plot in ("ndcg_by_dim.png", "delta_by_dim.png"):
-                if (run.eval_dir / plot).exists():
-                    lines += [f"![{plot}](eval/{plot})", ""]
-        tables.insert(0, "\n\n".join(part for part in (table, caveat) if part))
+    for number, (kind, metrics) in enumerate(evidence.items()):
+        table = _table(metrics)
+        heading = "## Retrieval on " if number == 0 else "## Below: "
+        lines += [f"{heading}{_title(metrics)}", "", table, ""]
+        if kind in ("queries", "human"):
+            lines += [_HUMAN_NOTE[kind], "", f"![ndcg_by_dim.png](eval/{kind}/ndcg_by_dim.png)", ""]
+        if kind == "synthetic":
+            if caveat:
+                lines += [caveat, ""]
+            if number == 0:
+                lines += [_how_to_add_real_queries(), ""]
+                for plot in ("ndcg_by_dim.png", "delta_by_dim.png"):
+                    if (run.eval_dir / plot).exists():
+                        lines += [f"![{plot}](eval/{plot})", ""]
+        tables.insert(0, "\n\n".join(part for part in (table, caveat if kind == "synthetic" else "") if part))
     if not tables:
         lines += ["## Retrieval on held-out queries", "", "_No evaluation results yet._", ""]
     rerank_table = _rerank_table(run)
@@ -126,11 +123,25 @@ def _test_size_caveat(manifest: dict[str, Any]) -> str:
     return caveat
 
 
-def _evidence(manifest: dict[str, Any]) -> str | None:
-    """What the latest evaluation's headline rested on (``queries``, ``synthetic`` …), from its record."""
+_HUMAN_NOTE = {
+    "queries": "These queries were written by people and never trained on: the evidence to trust.",
+    "human": "Questions people wrote for chunks on the review page (`human.jsonl`), never trained on.",
+}
+
+
+def _evaluated_evidence(run: RunDir, manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The latest evaluation's metrics by evidence, headline first (real queries, human, synthetic)."""
     stages = manifest.get("stages", {})
-    record = stages.get("eval") or stages.get("baseline") or {}
-    return (record.get("counts") or {}).get("evidence")
+    counts = (stages.get("eval") or stages.get("baseline") or {}).get("counts") or {}
+    wanted = {"queries": bool(counts.get("real_queries")), "human": bool(counts.get("human_queries")),
+              "synthetic": True}
+    paths = {"queries": run.eval_dir / "queries", "human": run.eval_dir / "human", "synthetic": run.eval_dir}
+    found = {}
+    for kind in ("queries", "human", "synthetic"):
+        metrics = _read_metrics(paths[kind] / "metrics.json") if wanted[kind] else None
+        if metrics:
+            found[kind] = metrics
+    return found
 
 
 def _read_metrics(path: Path) -> dict[str, Any] | None:

@@ -12,6 +12,11 @@ kept together, and chunks with the same text are one unit. Splitting by query is
 random row split of many tutorials and is labelled optimistic, because a test chunk's
 other questions can be trained on.
 
+Questions written by people on the review page (``origin: human``) are never put in
+train, val or test: they go only to the ``human`` set (``splits/human.jsonl``), a
+test set that nothing trains on. Their chunks may be trained on through generated
+pairs, as any document a user searches is (in-corpus adaptation is the point).
+
 Example::
 
     splits = make_splits(pairs, chunks, SplitConfig(by="document"))
@@ -41,7 +46,7 @@ from .artifacts import (
 )
 from .config import RunConfig, SplitConfig
 from .errors import ArtifactError, SplitError
-from .review import reviewed_pairs
+from .review import human_pairs, reviewed_pairs
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -58,6 +63,7 @@ class Splits:
     leaked_chunks: list[str] = field(default_factory=list)
     test_fraction: float | None = None
     val_fraction: float | None = None
+    human: list[str] = field(default_factory=list)
 
     @property
     def optimistic(self) -> bool:
@@ -68,7 +74,9 @@ class Splits:
         return getattr(self, name)
 
     def counts(self) -> dict[str, int]:
-        return {name: len(self.ids(name)) for name in SPLIT_NAMES}
+        """Pairs per split (and ``human`` when people wrote test questions)."""
+        counts = {name: len(self.ids(name)) for name in SPLIT_NAMES}
+        return {**counts, "human": len(self.human)} if self.human else counts
 
     def split_of(self) -> dict[str, str]:
         """``{pair_id: split name}`` for every pair in a split."""
@@ -82,7 +90,11 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
     large document can make its split larger than asked. Raises
     :class:`SplitError` when there are no pairs, pairs point at unknown chunks,
     there are fewer than two units, or (by document / chunk) the leak check fails.
+    Human-written pairs (``origin: human``) go to ``human`` only, never to a split
+    that is trained on or to the generated test split.
     """
+    human = [pair.pair_id for pair in pairs if pair.origin == "human"]
+    pairs = [pair for pair in pairs if pair.origin != "human"]
     if not pairs:
         raise SplitError("no pairs to split: run synth first (or review accepted none)")
     chunk_by_id = {chunk.chunk_id: chunk for chunk in chunks}
@@ -117,6 +129,7 @@ def make_splits(pairs: Sequence[Pair], chunks: Sequence[Chunk], config: SplitCon
         seed=config.seed,
         test_fraction=config.test_fraction,
         val_fraction=config.val_fraction,
+        human=list(dict.fromkeys(human)),
     )
     splits.leaked_chunks = leaked_chunks(splits, pairs, chunks)
     if splits.leaked_chunks and config.by != "query":
@@ -189,13 +202,17 @@ def leaked_chunks(splits: Splits, pairs: Sequence[Pair], chunks: Sequence[Chunk]
 
 
 def write_splits(run: RunDir, splits: Splits, pairs: Sequence[Pair] | None = None) -> None:
-    """Write ``splits/{train,val,test}.jsonl`` (pair ids, chunk ids) and ``splits/split.json``."""
+    """Write ``splits/{train,val,test}.jsonl`` (pair ids, chunk ids), ``human.jsonl`` if any, and ``split.json``."""
     chunk_of = {pair.pair_id: pair.chunk_id for pair in pairs or ()}
     for name in SPLIT_NAMES:
         write_jsonl(
             run.split_file(name),
             ({"pair_id": pid, "chunk_id": chunk_of.get(pid)} for pid in splits.ids(name)),
         )
+    if splits.human:
+        write_jsonl(run.split_file("human"), ({"pair_id": pid, "chunk_id": chunk_of.get(pid)} for pid in splits.human))
+    else:
+        run.split_file("human").unlink(missing_ok=True)
     write_json(
         run.splits_dir / "split.json",
         {
@@ -218,6 +235,8 @@ def read_splits(run: RunDir) -> Splits:
     meta = read_json(meta_path)
     ids = {name: [row["pair_id"] for row in read_jsonl(run.split_file(name))] for name in SPLIT_NAMES}
     leaked = meta.get("leaked_chunks", [])
+    human_file = run.split_file("human")
+    human = [row["pair_id"] for row in read_jsonl(human_file)] if human_file.exists() else []
     return Splits(
         **ids,
         by=meta["by"],
@@ -225,6 +244,7 @@ def read_splits(run: RunDir) -> Splits:
         leaked_chunks=list(leaked) if isinstance(leaked, list) else ["?"] * int(leaked),
         test_fraction=meta.get("test_fraction"),
         val_fraction=meta.get("val_fraction"),
+        human=human,
     )
 
 
@@ -251,7 +271,7 @@ def ensure_splits(run: RunDir, config: SplitConfig) -> Splits:
                 f"{asked[key]!r}: delete {run.splits_dir} to re-split (and retrain), or keep the config"
             )
         return splits
-    pairs, _ = reviewed_pairs(run)
+    pairs = split_input(run)
     splits = make_splits(pairs, read_chunks(run.chunks), config)
     write_splits(run, splits, pairs)
     return splits
@@ -259,6 +279,8 @@ def ensure_splits(run: RunDir, config: SplitConfig) -> Splits:
 
 def run_split(run: RunDir, config: RunConfig) -> Splits:
     """The split stage: split the reviewed pairs anew and write ``splits/`` (see :func:`make_splits`).
+
+    Human-written pairs (``human.jsonl``) are passed along and land in ``splits.human`` only.
 
     Unlike :func:`ensure_splits` it always re-splits; the pipeline runs it when the
     pairs or ``split.*`` changed. The split's and review's counts go to the manifest's
@@ -272,7 +294,14 @@ def run_split(run: RunDir, config: RunConfig) -> Splits:
     """
     with stage_run(run, "split", config_hash=config.stage_hash("split")):
         pairs, review = reviewed_pairs(run)
+        pairs += human_pairs(run)  # the split puts these in its human test set only
         splits = make_splits(pairs, read_chunks(run.chunks), config.split)
         write_splits(run, splits, pairs)
         update_manifest(run, review=review.counts(), split={"by": splits.by, **splits.counts()})
     return splits
+
+
+def split_input(run: RunDir) -> list[Pair]:
+    """What the split is made from: the reviewed generated pairs, then the human-written ones."""
+    pairs, _ = reviewed_pairs(run)
+    return [*pairs, *human_pairs(run)]

@@ -90,7 +90,12 @@ def test_run_end_to_end_then_a_train_change_reruns_train_and_eval_only(tmp_path)
         assert_complete(run)
         assert_no_duplicate_pairs(run)
         report = run.report.read_text()
-        assert "Retrieval on held-out queries" in report and "finetuned" in report
+        assert "Retrieval on synthetic questions from the same generator (optimistic)" in report
+        assert "finetuned" in report and "finetuned+bm25" in report and "--queries FILE" in report
+        # the gate: a verdict as the report's first line, in the manifest, and as the CLI's last line
+        promoted = read_manifest(run)["promoted"]
+        assert report.startswith("**Promoted" if promoted else "**Not promoted")
+        assert first.summary().splitlines()[-1].startswith("use: the adapted" if promoted else "use: the base")
 
         again = run_pipeline(docs, run, config, log=lambda _: None)
         assert again.ran() == []

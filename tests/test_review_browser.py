@@ -2,7 +2,8 @@
 
 Accepts one pair and edits another with the keyboard only, reloads, sees both
 persisted (and in review.jsonl), checks that the hostile chunk's ``<script>`` was
-shown as text and never ran, and saves the screenshot the README shows.
+shown as text and never ran, and saves the screenshot the README shows. Writes a
+question of one's own for a chunk (key ``w``) and sees it land in human.jsonl.
 """
 
 from __future__ import annotations
@@ -152,3 +153,45 @@ def test_keyboard_review_persists_and_document_script_never_runs(tmp_path, brows
         _wait(browser, lambda d: _current_id(d) == fixture.pair_ids[5], "'j' did not move down")
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         assert browser.save_screenshot(str(SCREENSHOT))
+
+
+def test_write_your_own_question_goes_to_the_human_test_set(tmp_path, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    fixture = make_review_run(tmp_path / "kelda-demo")
+    question = "How long may a contractor stay on site without an escort?"
+    with ReviewServer(fixture.run) as server:
+        browser.get(server.url)
+        _wait(browser, lambda d: d.execute_script("return document.body.classList.contains('ready')"), "page script did not start")
+        first = _current_id(browser)
+        detail = browser.find_element("css selector", f'.detail[data-id="{first}"]')
+        chunk_id = detail.get_attribute("data-chunk-id")
+
+        _press(browser, "w")
+        writer = detail.find_element("css selector", "textarea.human-editor")
+        _wait(browser, lambda d: d.switch_to.active_element == writer, "'w' did not open the question box")
+        writer.send_keys(question, Keys.ENTER)
+        _wait(browser, lambda d: d.execute_script(
+            "return document.querySelector('[data-count=\"human\"]').textContent") == "1", "the count did not go up")
+        listed = detail.find_elements("css selector", '[data-role="human-list"] li')
+        assert [item.text for item in listed] == [question]
+        assert _status(browser, first) == "unreviewed"  # writing a question decides nothing about the pair
+
+        rows = read_jsonl(fixture.run.human)
+        assert [(row["chunk_id"], row["query"], row["origin"]) for row in rows] == [(chunk_id, question, "human")]
+        assert not fixture.run.review.exists()
+
+        # the button does the same; Escape cancels without saving
+        detail.find_element("css selector", '[data-action="write"]').click()
+        _wait(browser, lambda d: d.switch_to.active_element == writer, "the button did not open the question box")
+        writer.send_keys("never saved", Keys.ESCAPE)
+        _wait(browser, lambda d: not writer.is_displayed(), "Escape did not close the question box")
+        assert len(read_jsonl(fixture.run.human)) == 1
+
+        browser.refresh()
+        _wait(browser, lambda d: d.execute_script("return document.body.classList.contains('ready')"), "reload failed")
+        shown = browser.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0])).map((node) => node.textContent)",
+            f'.detail[data-id="{first}"] [data-role="human-list"] li',
+        )
+        assert shown == [question]

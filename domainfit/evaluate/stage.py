@@ -36,6 +36,9 @@ from .queries import load_queries, task_from_queries
 from .task import RetrievalTask, task_from_pairs
 
 QUERIES_DIR = "queries"
+HUMAN_DIR = "human"
+HEADLINE_ORDER = ("queries", "human", "synthetic")
+"""Which evidence heads the report: real queries, then questions people wrote, then generated ones."""
 
 
 @dataclass
@@ -43,8 +46,10 @@ class EvalResult:
     """What an evaluation wrote and found.
 
     ``metrics`` is the synthetic test split's metrics.json content (``{}`` when it was
-    skipped); ``queries_metrics`` the real queries' (``eval/queries/metrics.json``) or
-    None; ``warnings`` are one-line notes for the user (e.g. unknown relevant paths).
+    skipped; for ``--beir`` the BEIR folder's); ``queries_metrics`` the real queries'
+    (``eval/queries/metrics.json``) and ``human_metrics`` the review page's human-written
+    questions' (``eval/human/metrics.json``), or None; ``warnings`` are one-line notes
+    for the user (e.g. unknown relevant paths); ``verdict`` is the gate's decision.
     """
 
     eval_dir: Path
@@ -54,19 +59,25 @@ class EvalResult:
     queries_metrics: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     verdict: Verdict | None = None
+    human_metrics: dict[str, Any] | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.headline[render.META]
 
+    def by_evidence(self) -> dict[str, dict[str, Any]]:
+        """Every evaluated evidence by kind, headline first (see ``HEADLINE_ORDER``)."""
+        found = {"queries": self.queries_metrics, "human": self.human_metrics, "synthetic": self.metrics}
+        return {kind: found[kind] for kind in HEADLINE_ORDER if found[kind]}
+
     @property
     def headline(self) -> dict[str, Any]:
-        """The evidence the result rests on: real queries when given, else the synthetic test split."""
-        return self.queries_metrics or self.metrics
+        """The evidence the result rests on: real queries, else human-written questions, else synthetic."""
+        return next(iter(self.by_evidence().values()), self.metrics)
 
     @property
     def evidence(self) -> str:
-        """``queries`` (real queries from a file), ``synthetic`` (the generated test split) or ``judged`` (BEIR)."""
+        """``queries``, ``human``, ``synthetic`` (the generated test split) or ``judged`` (BEIR)."""
         return self.headline.get(render.META, {}).get("evidence") or "judged"
 
     def labels(self) -> list[str]:
@@ -82,6 +93,8 @@ class EvalResult:
                 "corpus": meta.get("corpus"),
                 "leaked_chunks": meta.get("leak_check", {}).get("leaked_chunks", 0),
             })
+        if self.human_metrics:
+            counts["human_queries"] = self.human_metrics[render.META].get("queries")
         if self.queries_metrics:
             meta = self.queries_metrics[render.META]
             counts.update({
@@ -95,7 +108,7 @@ class EvalResult:
 
     def tables(self) -> list:
         """The terminal tables (rich), the headline last."""
-        return [render.rich_table(metrics) for metrics in (self.metrics, self.queries_metrics) if metrics]
+        return [render.rich_table(metrics) for metrics in reversed(list(self.by_evidence().values()))]
 
     def table(self):
         """The headline table for the terminal (rich)."""
@@ -106,10 +119,13 @@ class EvalResult:
 
     def summary(self) -> str:
         lines = [*(f"warning: {warning}" for warning in self.warnings)]
-        if self.metrics:
-            lines.append(_summary_line(self.metrics, "synthetic test questions" if self.queries_metrics else "eval"))
-        if self.queries_metrics:
-            lines.append(_summary_line(self.queries_metrics, "real queries (headline)"))
+        evidence = self.by_evidence()
+        titles = {"queries": "real queries", "human": "human-written questions", "synthetic": "synthetic test questions"}
+        for kind, metrics in reversed(list(evidence.items())):
+            title = "eval" if len(evidence) == 1 else titles[kind] + (" (headline)" if metrics is self.headline else "")
+            lines.append(_summary_line(metrics, title))
+        if not evidence and self.metrics:
+            lines.append(_summary_line(self.metrics, "eval"))
         lines.append(f"report: {self.eval_dir / 'report.md'}")
         advice = self.advice()
         if advice:
@@ -162,22 +178,22 @@ class _Evidence:
 
 
 def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], config: RunConfig, *,
-            stage: str, queries: _Evidence | None = None, warnings: Sequence[str] = ()) -> EvalResult:
+            stage: str, warnings: Sequence[str] = ()) -> EvalResult:
     with stage_run(target.ensure(), stage, config_hash=config.stage_hash(stage)) as record:
-        done: list[dict[str, Any]] = []
+        done: dict[str, dict[str, Any]] = {}
         files: dict[str, Path] = {}
         reused: list[str] = []
-        for item in [*evidence, *([queries] if queries else [])]:
+        for item in evidence:
             metrics, reused_here = evaluate_task(item.task, specs, config, previous=_previous_metrics(item.eval_dir),
                                                  meta=item.meta)
             written = render.write_reports(item.eval_dir, metrics)
             prefix = "" if item.eval_dir == target.eval_dir else f"{item.eval_dir.name}_"
             files.update({f"{prefix}{key}": path for key, path in written.items()})
             reused = reused or reused_here
-            done.append(metrics)
-        synthetic = done[0] if evidence else {}
-        result = EvalResult(target.eval_dir, synthetic, files, reused,
-                            queries_metrics=done[-1] if queries else None, warnings=list(warnings))
+            done[item.meta.get("evidence") or "judged"] = metrics
+        synthetic = done.get("synthetic") or done.get("judged") or {}
+        result = EvalResult(target.eval_dir, synthetic, files, reused, queries_metrics=done.get("queries"),
+                            warnings=list(warnings), human_metrics=done.get("human"))
         result.verdict = judge(result.headline, evidence=result.evidence)
         files["report"] = _write_main_report(target.eval_dir, result)
         record.counts.update(result.counts())
@@ -189,18 +205,24 @@ def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], c
     if result.verdict is not None:
         update_manifest(target, promoted=result.verdict.promoted, promotion=result.verdict.as_dict())
     scores: dict[str, Any] = {label: result.metrics[label] for label in render.labels(result.metrics)}
-    if result.queries_metrics:
-        scores[QUERIES_DIR] = {label: result.queries_metrics[label] for label in render.labels(result.queries_metrics)}
+    for kind, metrics in (("queries", result.queries_metrics), ("human", result.human_metrics)):
+        if metrics:
+            scores[kind] = {label: metrics[label] for label in render.labels(metrics)}
     log_final_metrics(target, config.train.report_to, flat_metrics(scores, stage))
     return result
 
 
+def _plots_prefix(metrics: dict[str, Any]) -> str:
+    kind = metrics.get(render.META, {}).get("evidence")
+    return {"queries": f"{QUERIES_DIR}/", "human": f"{HUMAN_DIR}/"}.get(kind, "")
+
+
 def _write_main_report(eval_dir: Path, result: EvalResult) -> Path:
     """``eval/report.md``: the gate's verdict first, the headline evidence, then the rest below it."""
-    below = [(result.metrics, "")] if result.queries_metrics and result.metrics else []
-    plots = f"{QUERIES_DIR}/" if result.queries_metrics else ""
+    evidence = list(result.by_evidence().values()) or [result.metrics]
+    headline, below = evidence[0], [(metrics, _plots_prefix(metrics)) for metrics in evidence[1:]]
     first_line = result.verdict.first_line() if result.verdict else None
-    text = render.markdown_report(result.headline, below=below, first_line=first_line, plots=plots)
+    text = render.markdown_report(headline, below=below, first_line=first_line, plots=_plots_prefix(headline))
     return write_text(eval_dir / "report.md", text)
 
 
@@ -244,15 +266,35 @@ def run_evaluation(
     if queries is not None:
         real, warning = _real_queries(Path(queries), chunks, target)
         warnings += [warning] if warning else []
+    human = _human_evidence(run, chunks, target)
     try:
         evidence = [_synthetic_evidence(run, config, chunks, target)]
     except (EvaluationError, ArtifactError, SplitError) as error:
-        if real is None:
+        if real is None and human is None:
             raise
         evidence = []
         warnings.append(f"synthetic test split not evaluated: {error}")
+    evidence += [item for item in (human, real) if item is not None]
     stage = "eval" if include_finetuned else "baseline"
-    return _finish(target, evidence, specs, config, stage=stage, queries=real, warnings=warnings)
+    return _finish(target, evidence, specs, config, stage=stage, warnings=warnings)
+
+
+def _human_evidence(run: RunDir, chunks, target: RunDir) -> _Evidence | None:
+    """Questions people wrote on the review page, as chunk-level queries (None if there are none)."""
+    from ..review import human_pairs
+
+    pairs = human_pairs(run)
+    if not pairs:
+        return None
+    task = task_from_pairs(pairs, chunks, name=f"{run.root.name}: human-written questions")
+    meta = {
+        "source": str(run.human),
+        "evidence": "human",
+        "split": None,
+        "leak_check": {"status": "not applicable (written by people on the review page, never trained on)",
+                       "leaked_chunks": 0},
+    }
+    return _Evidence(task, target.eval_dir / HUMAN_DIR, meta)
 
 
 def _synthetic_evidence(run: RunDir, config: RunConfig, chunks, target: RunDir) -> _Evidence:

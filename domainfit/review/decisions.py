@@ -171,9 +171,11 @@ def rescued_rejects(run: RunDir, decisions: dict[str, ReviewDecision]) -> list[P
 def reviewed_pairs(run: RunDir) -> tuple[list[Pair], ReviewSummary]:
     """The pairs downstream stages train and evaluate on, after human review.
 
-    With no ``review.jsonl`` this is exactly ``pairs.jsonl``.
+    With no ``review.jsonl`` this is exactly ``pairs.jsonl``'s generated pairs; rows
+    written by people (``origin: human``) are a test set only and never returned here
+    (see :mod:`.human`).
     """
-    pairs = read_rows(run.pairs, Pair)
+    pairs = [pair for pair in read_rows(run.pairs, Pair) if pair.origin != "human"]
     decisions = latest_decisions(read_decisions(run))
     if not decisions:
         return pairs, ReviewSummary(unreviewed=len(pairs))

@@ -8,6 +8,9 @@ needs the token):
 ``GET /api/state``          counts and every item's status as JSON
 ``POST /api/decisions``     ``{"pair_id", "decision", "edited_query"?}``; one line
                             appended to ``review.jsonl`` before the reply
+``POST /api/human``         ``{"chunk_id", "query"}``: a question a person wrote for
+                            a chunk, appended to ``human.jsonl`` (``origin: human``,
+                            a test question only, never trained on)
 ``GET /export.jsonl``       the reviewed pairs (what training reads) as JSONL;
                             ``?scope=decided`` keeps only pairs a human decided
 ``GET /static/...``         the page's CSS and JavaScript (local files)
@@ -50,6 +53,7 @@ from .decisions import (
     record_decision,
     reviewed_pairs,
 )
+from .human import human_pairs, write_human_pair
 from .items import FILTERS, ItemView, ReviewItem, build_items, present, review_counts
 from .security import TOKEN_HEADER, TOKEN_PARAM, ReviewGuard, is_loopback, new_token
 from .stage import ReviewSummary
@@ -63,6 +67,7 @@ KEYS: tuple[tuple[str, str], ...] = (
     ("r", "reject"),
     ("e", "edit the question: Enter saves, Esc cancels"),
     ("u", "undo: clear the decision"),
+    ("w", "write your own question for this chunk (a human test question, never trained on): Enter saves"),
     ("j / \u2193", "next"),
     ("k / \u2191", "previous"),
     ("/", "search"),
@@ -79,6 +84,15 @@ class DecisionRequest(BaseModel):
     pair_id: str = Field(min_length=1, max_length=128)
     decision: Literal["accept", "reject", "edit", "rescue", "reset"]
     edited_query: str | None = Field(None, max_length=MAX_QUERY_CHARS)
+
+
+class HumanQuestionRequest(BaseModel):
+    """The body of ``POST /api/human``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_id: str = Field(min_length=1, max_length=128)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
 
 
 class BadDecision(Exception):
@@ -105,7 +119,29 @@ class ReviewState:
         self.items: list[ReviewItem] = build_items(pairs, read_rejects(run), read_chunks(run.chunks))
         self.by_id = {item.pair_id: item for item in self.items}
         self.decisions = latest_decisions(read_decisions(run))
+        self.chunk_ids = {item.chunk_id for item in self.items if item.chunk is not None}
+        self.human: dict[str, list[str]] = {}
+        for pair in human_pairs(run):
+            self.human.setdefault(pair.chunk_id, []).append(pair.query)
         self._lock = threading.Lock()
+
+    def human_count(self) -> int:
+        with self._lock:
+            return sum(len(queries) for queries in self.human.values())
+
+    def write_human(self, request: HumanQuestionRequest) -> Pair:
+        """Append a person's question for a chunk to ``human.jsonl``; raises BadDecision."""
+        if request.chunk_id not in self.chunk_ids:
+            raise BadDecision(404, f"unknown chunk_id {request.chunk_id!r}")
+        try:
+            pair = write_human_pair(self.run, request.chunk_id, request.query)
+        except ReviewError as error:
+            raise BadDecision(400, str(error)) from None
+        with self._lock:
+            written = self.human.setdefault(pair.chunk_id, [])
+            if pair.query not in written:
+                written.append(pair.query)
+        return pair
 
     def views(self) -> list[ItemView]:
         with self._lock:
@@ -113,7 +149,8 @@ class ReviewState:
 
     def counts(self) -> dict[str, int]:
         with self._lock:
-            return review_counts(self.items, self.decisions)
+            counts = review_counts(self.items, self.decisions)
+        return {**counts, "human": self.human_count()}
 
     def decide(self, request: DecisionRequest) -> ReviewDecision:
         """Validate, append to ``review.jsonl``, then update memory; raises BadDecision."""
@@ -181,6 +218,7 @@ def make_app(
             counts=state.counts(),
             filters=FILTERS,
             keys=KEYS,
+            human=state.human,
         )
         return HTMLResponse(html)
 
@@ -213,6 +251,25 @@ def make_app(
             }
         )
 
+    async def api_human(request: Request) -> Response:
+        body = await _bounded_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return PlainTextResponse(
+                f"body over {MAX_BODY_BYTES} bytes\n", status_code=413, headers={"Connection": "close"}
+            )
+        try:
+            human_request = HumanQuestionRequest.model_validate_json(body)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "body"
+            return PlainTextResponse(f"malformed question: {where}: {first['msg']}\n", status_code=400)
+        try:
+            pair = await run_in_threadpool(state.write_human, human_request)
+        except BadDecision as bad:
+            return PlainTextResponse(bad.reason + "\n", status_code=bad.status)
+        return JSONResponse({"pair": pair.model_dump(mode="json"), "questions": state.human.get(pair.chunk_id, []),
+                             "counts": state.counts()})
+
     async def export(request: Request) -> Response:
         scope = request.query_params.get("scope", "all")
         if scope not in ("all", "decided"):
@@ -234,6 +291,7 @@ def make_app(
             Route("/", page),
             Route("/api/state", api_state),
             Route("/api/decisions", api_decide, methods=["POST"]),
+            Route("/api/human", api_human, methods=["POST"]),
             Route("/export.jsonl", export),
             Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
         ]

@@ -23,6 +23,7 @@
   let filter = FILTERS.includes(location.hash.slice(1)) ? location.hash.slice(1) : "unreviewed";
   let current = null;
   let editing = null;
+  let writing = null;
   let busy = false;
   let toastTimer = null;
 
@@ -80,6 +81,7 @@
 
   function select(entry) {
     if (editing) closeEditor();
+    if (writing) closeWriter();
     if (current) {
       current.classList.remove("current");
       current.removeAttribute("aria-current");
@@ -216,6 +218,82 @@
     if (!unchanged) decide("edit", text);
   }
 
+  function openWriter() {
+    if (!current || editing || writing) return;
+    const detail = detailById.get(current.dataset.id);
+    const writer = role(detail, "human-editor");
+    if (!writer) return;
+    writer.value = "";
+    writer.hidden = false;
+    role(detail, "human-hint").hidden = false;
+    writer.focus();
+    writing = detail;
+  }
+
+  function closeWriter() {
+    if (!writing) return;
+    role(writing, "human-editor").hidden = true;
+    role(writing, "human-hint").hidden = true;
+    writing = null;
+  }
+
+  function showHumanQuestions(chunkId, questions) {
+    for (const detail of detailById.values()) {
+      if (detail.dataset.chunkId !== chunkId) continue;
+      const list = role(detail, "human-list");
+      if (!list) continue;
+      list.replaceChildren(...questions.map((question) => {
+        const item = document.createElement("li");
+        item.textContent = question;
+        return item;
+      }));
+      role(detail, "human-written").hidden = questions.length === 0;
+    }
+  }
+
+  async function saveWriter() {
+    const detail = writing;
+    const text = role(detail, "human-editor").value.trim();
+    if (!text) {
+      showToast("A question cannot be empty", "error");
+      return;
+    }
+    if (busy) return;
+    busy = true;
+    try {
+      const response = await fetch("/api/human", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", [tokenHeader]: token },
+        body: JSON.stringify({ chunk_id: detail.dataset.chunkId, query: text }),
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        showToast(`Not saved: ${(await response.text()).trim()}`, "error");
+        return;
+      }
+      const data = await response.json();
+      closeWriter();
+      showHumanQuestions(data.pair.chunk_id, data.questions);
+      renderCounts(data.counts);
+      showToast("Saved to your human test set (never trained on)", "ok");
+    } catch (error) {
+      showToast(`Not saved: the review server is not reachable (${error.message})`, "error");
+    } finally {
+      busy = false;
+    }
+  }
+
+  function onWriterKey(event) {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      saveWriter();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      closeWriter();
+    }
+  }
+
   function onEditorKey(event) {
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();
@@ -236,6 +314,7 @@
     r: () => decide("reject"),
     e: openEditor,
     u: undo,
+    w: openWriter,
     j: () => move(1),
     ArrowDown: () => move(1),
     k: () => move(-1),
@@ -247,7 +326,7 @@
   function onKey(event) {
     if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
     const target = event.target;
-    if (target.classList && target.classList.contains("question-editor")) return;
+    if (target.classList && (target.classList.contains("question-editor") || target.classList.contains("human-editor"))) return;
     if (target === search) {
       if (event.key === "Escape" || event.key === "Enter") {
         event.preventDefault();
@@ -273,6 +352,9 @@
   for (const editor of document.querySelectorAll(".question-editor")) {
     editor.addEventListener("keydown", onEditorKey);
   }
+  for (const writer of document.querySelectorAll(".human-editor")) {
+    writer.addEventListener("keydown", onWriterKey);
+  }
   search.addEventListener("input", () => {
     select(null);
     applyFilter();
@@ -284,7 +366,7 @@
   document.getElementById("details").addEventListener("click", (event) => {
     const button = event.target.closest("[data-action]");
     if (!button) return;
-    const actions = { accept, reject: () => decide("reject"), edit: openEditor, reset: undo };
+    const actions = { accept, reject: () => decide("reject"), edit: openEditor, reset: undo, write: openWriter };
     actions[button.dataset.action]();
     button.blur();
   });
