@@ -260,9 +260,8 @@ def make_app(
         try:
             human_request = HumanQuestionRequest.model_validate_json(body)
         except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "body"
-            return PlainTextResponse(f"malformed question: {where}: {first['msg']}\n", status_code=400)
+            where, problem = first_validation_error(error)
+            return PlainTextResponse(f"malformed question: {where or 'body'}: {problem['msg']}\n", status_code=400)
         try:
             pair = await run_in_threadpool(state.write_human, human_request)
         except BadDecision as bad:
