@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
         [],
     ),
     "rerank": ([], ["--full"]),
+    "adapt": (["--max-chunks", "80"], ["--full"]),
 }
 
 
