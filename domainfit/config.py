@@ -273,7 +273,7 @@ class TrainConfig(_Section):
     )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     base_merge_ratio: float = Field(
-        0.0, ge=0, lt=1, description="share of the base model's weights averaged into the trained one (WiSE-FT); 0 = off"
+        0.75, ge=0, lt=1, description="share of the base model's weights averaged into the trained one (WiSE-FT); 0 = off"
     )
     max_seq_length: int | None = Field(None, ge=8, description="token cap; unset = the model's")
     scale: float = Field(20.0, gt=0, description="MNRL similarity scale (1/temperature)")

@@ -452,7 +452,7 @@ def test_base_merge_ratio_writes_a_model_halfway_between_base_and_tuned(tiny_run
     from sentence_transformers import SentenceTransformer
 
     tuned_run = run_from_rows(tmp_path / "tuned", financial_rows(120))
-    run_training(tuned_run, tiny_config(tiny_model, epochs=1, seed=7), progress=False)
+    run_training(tuned_run, tiny_config(tiny_model, epochs=1, seed=7, base_merge_ratio=0.0), progress=False)
     result = run_training(tiny_run, tiny_config(tiny_model, epochs=1, seed=7, base_merge_ratio=0.5), progress=False)
 
     def weights(path):
