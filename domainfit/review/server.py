@@ -229,16 +229,9 @@ def make_app(
         )
 
     async def api_decide(request: Request) -> Response:
-        body = await _bounded_body(request, MAX_BODY_BYTES)
-        if body is None:  # closing the connection stops the upload instead of draining it
-            return PlainTextResponse(
-                f"body over {MAX_BODY_BYTES} bytes\n", status_code=413, headers={"Connection": "close"}
-            )
-        try:
-            decision_request = DecisionRequest.model_validate_json(body)
-        except ValidationError as error:
-            where, problem = first_validation_error(error)
-            return PlainTextResponse(f"malformed decision: {where or 'body'}: {problem['msg']}\n", status_code=400)
+        decision_request = await _read_request(request, DecisionRequest, "decision")
+        if isinstance(decision_request, Response):
+            return decision_request
         try:
             decision = await run_in_threadpool(state.decide, decision_request)
         except BadDecision as bad:
@@ -252,16 +245,9 @@ def make_app(
         )
 
     async def api_human(request: Request) -> Response:
-        body = await _bounded_body(request, MAX_BODY_BYTES)
-        if body is None:
-            return PlainTextResponse(
-                f"body over {MAX_BODY_BYTES} bytes\n", status_code=413, headers={"Connection": "close"}
-            )
-        try:
-            human_request = HumanQuestionRequest.model_validate_json(body)
-        except ValidationError as error:
-            where, problem = first_validation_error(error)
-            return PlainTextResponse(f"malformed question: {where or 'body'}: {problem['msg']}\n", status_code=400)
+        human_request = await _read_request(request, HumanQuestionRequest, "question")
+        if isinstance(human_request, Response):
+            return human_request
         try:
             pair = await run_in_threadpool(state.write_human, human_request)
         except BadDecision as bad:
@@ -296,6 +282,18 @@ def make_app(
         ]
     )
     return ReviewGuard(app, token, loopback_only=loopback_only)
+
+
+async def _read_request(request: Request, model: type, what: str):
+    """The body parsed as ``model``, or the error response: 413 past the size cap, 400 if malformed."""
+    body = await _bounded_body(request, MAX_BODY_BYTES)
+    if body is None:  # closing the connection stops the upload instead of draining it
+        return PlainTextResponse(f"body over {MAX_BODY_BYTES} bytes\n", status_code=413, headers={"Connection": "close"})
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        where, problem = first_validation_error(error)
+        return PlainTextResponse(f"malformed {what}: {where or 'body'}: {problem['msg']}\n", status_code=400)
 
 
 async def _bounded_body(request: Request, limit: int) -> bytes | None:
