@@ -22,6 +22,9 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from domainfit.artifacts import read_jsonl
+from domainfit.evaluate.beir import read_qrels
+
 SOURCE = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "cranfield"
 
 
@@ -34,17 +37,10 @@ class CranfieldLayout:
     queries_jsonl: dict[str, Path] = field(default_factory=dict)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        query_id, doc_id, score = line.split("\t")
-        if int(score) > 0:
-            qrels.setdefault(query_id, {})[doc_id] = int(score)
-    return qrels
+def _positive_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Cranfield's judgements with a positive grade (the others are not relevant)."""
+    judged = read_qrels(path)
+    return {query_id: {doc: grade for doc, grade in docs.items() if grade > 0} for query_id, docs in judged.items()}
 
 
 def _write_beir(folder: Path, corpus: list[dict], queries: list[dict], qrels: dict[str, dict[str, int]]) -> Path:
@@ -73,9 +69,9 @@ def _write_queries_jsonl(path: Path, queries: list[dict], qrels: dict[str, dict[
 
 
 def write_cranfield(root: Path, source: Path = SOURCE, seed: int = 13) -> CranfieldLayout:
-    corpus = _read_jsonl(source / "corpus.jsonl")
-    queries = _read_jsonl(source / "queries.jsonl")
-    qrels = _read_qrels(source / "qrels" / "test.tsv")
+    corpus = read_jsonl(source / "corpus.jsonl")
+    queries = read_jsonl(source / "queries.jsonl")
+    qrels = _positive_qrels(source / "qrels" / "test.tsv")
     queries = [query for query in queries if qrels.get(query["_id"])]
 
     layout = CranfieldLayout(root=root, docs=root / "docs", half_a_docs=root / "docs_half_a")

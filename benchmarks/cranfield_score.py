@@ -15,12 +15,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from domainfit.artifacts import read_jsonl
+from domainfit.evaluate.beir import read_qrels
 from domainfit.evaluate.bm25 import BM25Retriever
 from domainfit.evaluate.metrics import MetricSpec, retrieval_metrics
 
@@ -29,37 +30,25 @@ K = 100
 SETS = ("dev", "test", "all", "unseen")
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _qrels(path: Path) -> dict[str, dict[str, int]]:
-    table: dict[str, dict[str, int]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
-        query_id, doc_id, grade = line.split("\t")
-        table.setdefault(query_id, {})[doc_id] = int(grade)
-    return table
-
-
 class CranfieldScorer:
     """Encodes the corpus once per model and scores every query set of a :class:`CranfieldLayout`."""
 
     def __init__(self, beir_folders: dict[str, Path], spec: MetricSpec | None = None):
         self.spec = spec or MetricSpec(accuracy_at_k=(1, 10), precision_recall_at_k=(10,), map_at_k=(100,))
-        corpus = _jsonl(beir_folders["all"] / "corpus.jsonl")
+        corpus = read_jsonl(beir_folders["all"] / "corpus.jsonl")
         self.doc_ids = [row["_id"] for row in corpus]
         self.doc_texts = [row["text"] for row in corpus]
         self.column = {doc_id: index for index, doc_id in enumerate(self.doc_ids)}
         self.sets: dict[str, dict[str, Any]] = {}
-        all_queries = {row["_id"]: row["text"] for row in _jsonl(beir_folders["all"] / "queries.jsonl")}
+        all_queries = {row["_id"]: row["text"] for row in read_jsonl(beir_folders["all"] / "queries.jsonl")}
         self.query_ids = sorted(all_queries, key=int)
         self.query_texts = [all_queries[query_id] for query_id in self.query_ids]
         row_of = {query_id: index for index, query_id in enumerate(self.query_ids)}
         for name in SETS:
             folder = beir_folders[name]
-            qrels = _qrels(folder / "qrels" / "test.tsv")
-            ids = [row["_id"] for row in _jsonl(folder / "queries.jsonl")]
-            corpus_ids = {row["_id"] for row in _jsonl(folder / "corpus.jsonl")}
+            qrels = read_qrels(folder / "qrels" / "test.tsv")
+            ids = [row["_id"] for row in read_jsonl(folder / "queries.jsonl")]
+            corpus_ids = {row["_id"] for row in read_jsonl(folder / "corpus.jsonl")}
             self.sets[name] = {
                 "rows": np.array([row_of[query_id] for query_id in ids]),
                 "columns": np.array(sorted(self.column[doc_id] for doc_id in corpus_ids)),
@@ -85,7 +74,7 @@ class CranfieldScorer:
     def dense(self, model_path: str, dims: Sequence[int] = DIMS, batch_size: int = 32) -> dict[str, dict[int, dict]]:
         from domainfit.models import load_model
 
-        model = load_model(model_path) if not Path(model_path).exists() else _load(model_path)
+        model = load_model(model_path, device="cpu")
         docs = model.encode_document(self.doc_texts, batch_size=batch_size, convert_to_numpy=True)
         queries = model.encode_query(self.query_texts, batch_size=batch_size, convert_to_numpy=True)
         result: dict[str, dict[int, dict]] = {name: {} for name in SETS}
@@ -99,9 +88,3 @@ class CranfieldScorer:
     def bm25(self) -> dict[str, dict]:
         scores = BM25Retriever(self.doc_texts).scores(self.query_texts).numpy()
         return self._metrics(scores)
-
-
-def _load(path: str):
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(path, device="cpu")
