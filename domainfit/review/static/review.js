@@ -137,14 +137,10 @@
     progress.value = counts.reviewed;
   }
 
-  async function decide(decision, editedQuery) {
-    if (!current || busy) return;
-    const entry = current;
-    const payload = { pair_id: entry.dataset.id, decision };
-    if (editedQuery !== undefined) payload.edited_query = editedQuery;
-    busy = true;
+  // POST a JSON body with the session token: the parsed answer, or null once the failure is shown.
+  async function postJson(url, payload) {
     try {
-      const response = await fetch("/api/decisions", {
+      const response = await fetch(url, {
         method: "POST",
         headers: { "Content-Type": "application/json", [tokenHeader]: token },
         body: JSON.stringify(payload),
@@ -153,9 +149,24 @@
       });
       if (!response.ok) {
         showToast(`Not saved: ${(await response.text()).trim()}`, "error");
-        return;
+        return null;
       }
-      const data = await response.json();
+      return await response.json();
+    } catch (error) {
+      showToast(`Not saved: the review server is not reachable (${error.message})`, "error");
+      return null;
+    }
+  }
+
+  async function decide(decision, editedQuery) {
+    if (!current || busy) return;
+    const entry = current;
+    const payload = { pair_id: entry.dataset.id, decision };
+    if (editedQuery !== undefined) payload.edited_query = editedQuery;
+    busy = true;
+    try {
+      const data = await postJson("/api/decisions", payload);
+      if (!data) return;
       const shown = visible();
       const after = shown[shown.indexOf(entry) + 1] || null;
       render(data.item);
@@ -170,8 +181,6 @@
       if (after && !after.hidden) select(after);
       else if (!entry.hidden) select(entry);
       updatePosition();
-    } catch (error) {
-      showToast(`Not saved: the review server is not reachable (${error.message})`, "error");
     } finally {
       busy = false;
     }
@@ -261,24 +270,12 @@
     if (busy) return;
     busy = true;
     try {
-      const response = await fetch("/api/human", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", [tokenHeader]: token },
-        body: JSON.stringify({ chunk_id: detail.dataset.chunkId, query: text }),
-        credentials: "same-origin",
-        cache: "no-store",
-      });
-      if (!response.ok) {
-        showToast(`Not saved: ${(await response.text()).trim()}`, "error");
-        return;
-      }
-      const data = await response.json();
+      const data = await postJson("/api/human", { chunk_id: detail.dataset.chunkId, query: text });
+      if (!data) return;
       closeWriter();
       showHumanQuestions(data.pair.chunk_id, data.questions);
       renderCounts(data.counts);
       showToast("Saved to your human test set (never trained on)", "ok");
-    } catch (error) {
-      showToast(`Not saved: the review server is not reachable (${error.message})`, "error");
     } finally {
       busy = false;
     }
