@@ -460,3 +460,19 @@ def test_chunk_text_with_template_syntax_reaches_the_llm_verbatim(stub_factory, 
     [request] = stub.question_requests()
     assert request.passage == text
     assert len(pairs) == 2 and rejects == []
+
+
+def test_a_client_that_resets_mid_request_leaves_stderr_quiet(capsys):
+    """An aborted synth closes its sockets; the stub must not print a traceback over the CLI's one line."""
+    import socket
+    import struct
+
+    with OpenAIStub() as stub:
+        host, port = stub.url.removeprefix("http://").split(":")
+        for _ in range(5):
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = RST
+            sock.close()
+        time.sleep(0.3)
+    assert capsys.readouterr().err == ""
