@@ -133,6 +133,21 @@ class StubRequest:
     items: list[tuple[str, str]] = field(default_factory=list)
     prompt: str = ""
     """The whole prompt text (chat messages joined by newlines)."""
+    body: dict[str, Any] = field(default_factory=dict)
+    """The request body as sent (JSON)."""
+    batch_id: str | None = None
+    """The batch this request was a line of; None for a live request."""
+
+
+@dataclass
+class StubReply:
+    """What the stub answers one request: a status and JSON body, or a cut connection."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    cut: str | None = None  # 'drop' or 'hang'
+    hang_s: float = 0.0
 
 
 # --------------------------------------------------------------------------- answers
@@ -209,6 +224,15 @@ class OpenAIStub:
             ``items``) into the completion text instead, e.g. to answer in the layout
             of the prompt that was sent.
         key: maps a passage to its chunk key.
+        batch_api: serve ``/v1/files`` and ``/v1/batches`` (False: they answer 404).
+        batch_polls: how many ``GET /v1/batches/{id}`` see a batch still
+            ``in_progress`` before it finishes.
+        batch_status: how the 1st, 2nd, ... batch ends: ``completed`` (the default),
+            ``expired`` (the first half of its lines answered, the rest in the error
+            file as ``batch_expired``), ``failed`` (nothing answered) or ``cancelled``.
+            Each line of a finished batch is answered like a live request (its
+            chunk's script, then ``default``); a line whose behaviour is an HTTP error
+            lands in the error file.
     """
 
     def __init__(
@@ -223,6 +247,9 @@ class OpenAIStub:
         completion_renderer: Callable[[Sequence[tuple[str, str]]], str] = default_completion,
         completion_for: Callable[["StubRequest"], str] | None = None,
         key: Callable[[str], str] = marker_key,
+        batch_api: bool = True,
+        batch_polls: int = 2,
+        batch_status: Sequence[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -235,6 +262,16 @@ class OpenAIStub:
         self.completion_renderer = completion_renderer
         self.completion_for = completion_for
         self.key = key
+        self.batch_api = batch_api
+        self.batch_polls = batch_polls
+        self.batch_status = list(batch_status)
+        self.files: dict[str, dict[str, Any]] = {}
+        """Uploaded and generated files by id: ``{"bytes": ..., "purpose": ..., "filename": ...}``."""
+        self.batches: dict[str, dict[str, Any]] = {}
+        """Batch objects by id, as ``GET /v1/batches/{id}`` returns them."""
+        self.batch_calls: list[tuple[str, str]] = []
+        """(method, path) of every files/batches request, in order."""
+        self._batch_polls_seen: dict[str, int] = {}
         self.requests: list[StubRequest] = []
         self._lock = threading.Lock()
         self._attempts: dict[str, int] = {}
@@ -332,6 +369,231 @@ class OpenAIStub:
         return good
 
 
+    def reply(self, path: str, body: dict[str, Any], batch_id: str | None = None) -> StubReply:
+        """The scripted answer to one completions request (live, or a line of batch ``batch_id``)."""
+        chat = path.rstrip("/").endswith("/chat/completions")
+        if chat:
+            prompt = "\n".join(
+                message["content"] if isinstance(message.get("content"), str) else ""
+                for message in body.get("messages", [])
+            )
+        else:
+            prompt = str(body.get("prompt", ""))
+        tools = body.get("tools") or []
+        tool_name = tools[0]["function"]["name"] if tools else None
+        is_judge = tool_name == "JudgeScore" or "Rate how good" in prompt
+        record = self._register(path, "judge" if is_judge else "questions", passage_of(prompt), prompt)
+        record.body, record.batch_id = body, batch_id
+        behaviour = Good() if is_judge else self._next_behaviour(record)
+        record.behaviour = type(behaviour).__name__
+        if self.latency_s and batch_id is None:
+            time.sleep(self.latency_s)
+
+        if isinstance(behaviour, RateLimited):
+            record.status = 429
+            value = (
+                str(int(behaviour.retry_after * 1000))
+                if behaviour.header == "retry-after-ms"
+                else f"{behaviour.retry_after:g}"
+            )
+            return StubReply(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {behaviour.header: value})
+        if isinstance(behaviour, ServerError):
+            record.status = behaviour.status
+            return StubReply(behaviour.status, {"error": {"message": "scripted failure", "type": "server_error"}})
+        if isinstance(behaviour, Drop):
+            record.status = 0
+            return StubReply(0, cut="drop")
+        if isinstance(behaviour, Hang):
+            record.status = 0
+            return StubReply(0, cut="hang", hang_s=behaviour.seconds)
+
+        if is_judge:
+            payload: dict[str, Any] = {"score": self.judge_score, "reason": "scripted"}
+            text = json.dumps(payload) if chat else f" {self.judge_score}"
+        elif isinstance(behaviour, Malformed):
+            text = '{"questions": [{"question": "unterminated' if chat else "I am not sure what you mean."
+        else:
+            record.items = self.items_for(behaviour, record.passage)
+            payload = {"questions": [{"question": q, "evidence": e} for q, e in record.items]}
+            if chat:
+                text = json.dumps(payload)
+            elif self.completion_for is not None:
+                text = self.completion_for(record)
+            else:
+                text = self.completion_renderer(record.items)
+        record.prompt_tokens = _words(prompt)
+        record.completion_tokens = _words(text)
+        usage = {
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "total_tokens": record.prompt_tokens + record.completion_tokens,
+        }
+        created = int(time.time())
+        if not chat:
+            return StubReply(200, {
+                "id": f"cmpl-{record.index}", "object": "text_completion", "created": created,
+                "model": body.get("model", self.model),
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                "usage": usage,
+            })  # fmt: skip
+        if tool_name:
+            message: dict[str, Any] = {
+                "role": "assistant", "content": None,
+                "tool_calls": [{"id": f"call_{record.index}", "type": "function",
+                                "function": {"name": tool_name, "arguments": text}}],
+            }  # fmt: skip
+            finish = "tool_calls"
+        else:
+            message = {"role": "assistant", "content": text}
+            finish = "stop"
+        return StubReply(200, {
+            "id": f"chatcmpl-{record.index}", "object": "chat.completion", "created": created,
+            "model": body.get("model", self.model),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": usage,
+        })  # fmt: skip
+
+    # -- the Batch API
+
+    def batch_creates(self) -> int:
+        """How many batches were created (``POST /v1/batches``)."""
+        with self._lock:
+            return sum(1 for method, path in self.batch_calls if method == "POST" and path.endswith("/batches"))
+
+    def _batch_request(self, method: str, path: str, body: bytes, content_type: str) -> tuple[int, Any]:
+        with self._lock:
+            self.batch_calls.append((method, path))
+        parts = path.split("/")
+        name = parts[-1]
+        if method == "POST" and name == "files":
+            return self._upload(body, content_type)
+        if method == "GET" and name == "content" and parts[-2] in self.files:
+            return 200, self.files[parts[-2]]["bytes"]
+        if method == "GET" and parts[-2] == "files" and name in self.files:
+            return 200, self._file_object(name)
+        if method == "POST" and name == "batches":
+            return self._create_batch(json.loads(body or b"{}"))
+        if method == "GET" and name == "batches":
+            with self._lock:
+                listed = list(self.batches.values())
+            return 200, {"object": "list", "data": listed[::-1], "has_more": False}
+        if method == "GET" and parts[-2] == "batches" and name in self.batches:
+            return 200, self._poll(name)
+        return 404, {"error": {"message": f"no such object: {path}", "type": "invalid_request_error"}}
+
+    def _upload(self, body: bytes, content_type: str) -> tuple[int, Any]:
+        """``POST /v1/files``: the openai client's multipart/form-data, read with the stdlib email parser."""
+        from email import policy
+        from email.parser import BytesParser
+
+        message = BytesParser(policy=policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+        )
+        if not message.is_multipart():
+            return 400, {"error": {"message": "expected multipart/form-data", "type": "invalid_request_error"}}
+        fields: dict[str, Any] = {}
+        filename = "upload"
+        for part in message.iter_parts():
+            field_name = part.get_param("name", header="content-disposition")
+            if part.get_filename():
+                filename = part.get_filename()
+            fields[str(field_name)] = part.get_payload(decode=True) or b""
+        if "file" not in fields:
+            return 400, {"error": {"message": "no file part", "type": "invalid_request_error"}}
+        purpose = fields.get("purpose", b"").decode()
+        return 200, self._store_file(fields["file"], purpose, filename)
+
+    def _store_file(self, data: bytes, purpose: str, filename: str) -> dict[str, Any]:
+        with self._lock:
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = {"bytes": data, "purpose": purpose, "filename": filename, "created_at": int(time.time())}
+        return self._file_object(file_id)
+
+    def _file_object(self, file_id: str) -> dict[str, Any]:
+        stored = self.files[file_id]
+        return {
+            "id": file_id, "object": "file", "bytes": len(stored["bytes"]), "created_at": stored["created_at"],
+            "filename": stored["filename"], "purpose": stored["purpose"], "status": "processed",
+        }  # fmt: skip
+
+    def _create_batch(self, request: dict[str, Any]) -> tuple[int, Any]:
+        file_id = request.get("input_file_id", "")
+        if file_id not in self.files:
+            return 400, {"error": {"message": f"no such file: {file_id}", "type": "invalid_request_error"}}
+        lines = self.files[file_id]["bytes"].decode().splitlines()
+        with self._lock:
+            batch_id = f"batch_{len(self.batches) + 1}"
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": request.get("endpoint"),
+                "input_file_id": file_id, "completion_window": request.get("completion_window", "24h"),
+                "status": "validating", "created_at": int(time.time()), "metadata": request.get("metadata"),
+                "output_file_id": None, "error_file_id": None, "errors": None,
+                "request_counts": {"total": len([line for line in lines if line.strip()]), "completed": 0, "failed": 0},
+            }  # fmt: skip
+            self._batch_polls_seen[batch_id] = 0
+            return 200, dict(self.batches[batch_id])
+
+    def _poll(self, batch_id: str) -> dict[str, Any]:
+        with self._lock:
+            batch = self.batches[batch_id]
+            if batch["status"] in ("validating", "in_progress"):
+                self._batch_polls_seen[batch_id] += 1
+                finished = self._batch_polls_seen[batch_id] > self.batch_polls
+            else:
+                finished = False
+            if not finished:
+                if batch["status"] == "validating":
+                    batch["status"] = "in_progress"
+                return dict(batch)
+        self._finish_batch(batch_id)
+        with self._lock:
+            return dict(self.batches[batch_id])
+
+    def _finish_batch(self, batch_id: str) -> None:
+        """Answer every line like a live request; successes to the output file, the rest to the error file."""
+        batch = self.batches[batch_id]
+        index = list(self.batches).index(batch_id)
+        status = self.batch_status[index] if index < len(self.batch_status) else "completed"
+        if status == "failed":
+            with self._lock:
+                batch.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": [
+                    {"code": "invalid_request", "message": "scripted batch failure", "line": None, "param": None}]})
+            return
+        lines = [json.loads(line) for line in self.files[batch["input_file_id"]]["bytes"].decode().splitlines() if line.strip()]
+        answered = len(lines) if status == "completed" else len(lines) // 2
+        output, errors = [], []
+        for number, line in enumerate(lines):
+            row_id = f"batch_req_{batch_id}_{number}"
+            if number >= answered or line["url"] != batch["endpoint"]:
+                code = "batch_expired" if status == "expired" else "batch_cancelled"
+                if line["url"] != batch["endpoint"]:
+                    code = "invalid_url"
+                errors.append({"id": row_id, "custom_id": line["custom_id"], "response": None,
+                               "error": {"code": code, "message": f"line {number} not processed ({code})"}})
+                continue
+            reply = self.reply(line["url"], line["body"], batch_id)
+            if reply.status == 200:
+                output.append({"id": row_id, "custom_id": line["custom_id"], "error": None,
+                               "response": {"status_code": 200, "request_id": row_id, "body": reply.body}})
+            elif reply.cut is not None:
+                errors.append({"id": row_id, "custom_id": line["custom_id"], "response": None,
+                               "error": {"code": "server_error", "message": "the model did not answer"}})
+            else:
+                errors.append({"id": row_id, "custom_id": line["custom_id"], "error": None,
+                               "response": {"status_code": reply.status, "request_id": row_id, "body": reply.body}})
+        output_file = self._store_file(_jsonl(output), "batch_output", f"{batch_id}_output.jsonl") if output else None
+        error_file = self._store_file(_jsonl(errors), "batch_output", f"{batch_id}_error.jsonl") if errors else None
+        with self._lock:
+            batch.update(
+                status=status, output_file_id=output_file and output_file["id"], error_file_id=error_file and error_file["id"],
+                request_counts={"total": len(lines), "completed": len(output), "failed": len(errors)},
+            )
+            batch[f"{status}_at" if status != "cancelled" else "cancelled_at"] = int(time.time())
+
+
+def _jsonl(rows: Sequence[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(row) + "\n" for row in rows).encode()
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -369,11 +631,13 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def _read_body(self) -> dict[str, Any]:
+        def _read_raw(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
-            return json.loads(self.rfile.read(length) or b"{}")
+            return self.rfile.read(length)
 
         def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            if self._batch_route("GET", b""):
+                return
             if self.path.rstrip("/").endswith("/models"):
                 stub._register(self.path, "models", "")
                 self._send_json(
@@ -385,7 +649,10 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             try:
-                body = self._read_body()
+                raw = self._read_raw()
+                if self._batch_route("POST", raw):
+                    return
+                body = json.loads(raw or b"{}")
                 if not self.path.endswith("/completions"):
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -393,7 +660,7 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
                     stub.in_flight += 1
                     stub.max_in_flight = max(stub.max_in_flight, stub.in_flight)
                 try:
-                    self._answer(body, chat=self.path.endswith("/chat/completions"))
+                    self._answer(body)
                 finally:
                     with stub._lock:
                         stub.in_flight -= 1
@@ -402,95 +669,40 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
 
         # -- the scripted answer
 
-        def _answer(self, body: dict[str, Any], *, chat: bool) -> None:
-            if chat:
-                prompt = "\n".join(
-                    message["content"] if isinstance(message.get("content"), str) else ""
-                    for message in body.get("messages", [])
-                )
-            else:
-                prompt = str(body.get("prompt", ""))
-            tools = body.get("tools") or []
-            tool_name = tools[0]["function"]["name"] if tools else None
-            is_judge = tool_name == "JudgeScore" or "Rate how good" in prompt
-            record = stub._register(self.path, "judge" if is_judge else "questions", passage_of(prompt), prompt)
-            behaviour = Good() if is_judge else stub._next_behaviour(record)
-            record.behaviour = type(behaviour).__name__
-            if stub.latency_s:
-                time.sleep(stub.latency_s)
-
-            if isinstance(behaviour, RateLimited):
-                record.status = 429
-                value = (
-                    str(int(behaviour.retry_after * 1000))
-                    if behaviour.header == "retry-after-ms"
-                    else f"{behaviour.retry_after:g}"
-                )
-                self._send_json(429, {"error": {"message": "rate limited", "type": "rate_limit"}}, {behaviour.header: value})
-                return
-            if isinstance(behaviour, ServerError):
-                record.status = behaviour.status
-                self._send_json(behaviour.status, {"error": {"message": "scripted failure", "type": "server_error"}})
-                return
-            if isinstance(behaviour, Drop):
-                record.status = 0
+        def _answer(self, body: dict[str, Any]) -> None:
+            reply = stub.reply(self.path, body)
+            if reply.cut == "drop":
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"id\": \"cut")
                 self.wfile.flush()
                 self.connection.shutdown(socket.SHUT_RDWR)
                 self.close_connection = True
                 return
-            if isinstance(behaviour, Hang):
-                record.status = 0
-                stub._closing.wait(behaviour.seconds)
+            if reply.cut == "hang":
+                stub._closing.wait(reply.hang_s)
                 self.close_connection = True
                 return
+            self._send_json(reply.status, reply.body, reply.headers)
 
-            if is_judge:
-                payload: dict[str, Any] = {"score": stub.judge_score, "reason": "scripted"}
-                text = json.dumps(payload) if chat else f" {stub.judge_score}"
-            elif isinstance(behaviour, Malformed):
-                text = '{"questions": [{"question": "unterminated' if chat else "I am not sure what you mean."
+        # -- the Batch API: /files (multipart upload), /files/{id}/content, /batches
+
+        def _batch_route(self, method: str, body: bytes) -> bool:
+            """Answer a files/batches request; False when the path is not one of theirs."""
+            path = self.path.split("?", 1)[0].rstrip("/")
+            if not re.search(r"/(files|batches)(/|$)", path):
+                return False
+            if not stub.batch_api:
+                self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+                return True
+            status, payload = stub._batch_request(method, path, body, self.headers.get("Content-Type", ""))
+            if isinstance(payload, bytes):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
             else:
-                record.items = stub.items_for(behaviour, record.passage)
-                payload = {"questions": [{"question": q, "evidence": e} for q, e in record.items]}
-                if chat:
-                    text = json.dumps(payload)
-                elif stub.completion_for is not None:
-                    text = stub.completion_for(record)
-                else:
-                    text = stub.completion_renderer(record.items)
-            record.prompt_tokens = _words(prompt)
-            record.completion_tokens = _words(text)
-            usage = {
-                "prompt_tokens": record.prompt_tokens,
-                "completion_tokens": record.completion_tokens,
-                "total_tokens": record.prompt_tokens + record.completion_tokens,
-            }
-            created = int(time.time())
-            if not chat:
-                self._send_json(200, {
-                    "id": f"cmpl-{record.index}", "object": "text_completion", "created": created,
-                    "model": body.get("model", stub.model),
-                    "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
-                    "usage": usage,
-                })
-                return
-            if tool_name:
-                message: dict[str, Any] = {
-                    "role": "assistant", "content": None,
-                    "tool_calls": [{"id": f"call_{record.index}", "type": "function",
-                                    "function": {"name": tool_name, "arguments": text}}],
-                }
-                finish = "tool_calls"
-            else:
-                message = {"role": "assistant", "content": text}
-                finish = "stop"
-            self._send_json(200, {
-                "id": f"chatcmpl-{record.index}", "object": "chat.completion", "created": created,
-                "model": body.get("model", stub.model),
-                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                "usage": usage,
-            })
+                self._send_json(status, payload)
+            return True
 
     return Handler
 
