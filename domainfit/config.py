@@ -27,6 +27,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -92,6 +93,13 @@ class LLMConfig(_Section):
     max_reasks: int = Field(1, ge=0, description="re-asks when an answer fails validation")
     price_per_1k_input: float | None = Field(None, ge=0, description="USD per 1k prompt tokens")
     price_per_1k_output: float | None = Field(None, ge=0, description="USD per 1k completion tokens")
+    mode: Literal["live", "batch"] = Field(
+        "live", description="live: a request per chunk; batch: one Batch API job (/v1/files + /v1/batches), polled"
+    )
+    batch_poll_interval_s: float = Field(30.0, gt=0, description="seconds between polls of a submitted batch")
+    batch_price_factor: float = Field(
+        0.5, ge=0, description="batch price as a share of price_per_1k_input/output (OpenAI: 0.5)"
+    )
     local_model_path: str | None = Field(
         None, description="GGUF for the local server; unset uses the packaged Gemma 3 270M"
     )
@@ -106,6 +114,14 @@ class LLMConfig(_Section):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @field_validator("mode")
+    @classmethod
+    def _batch_needs_an_endpoint(cls, value: str, info: ValidationInfo) -> str:
+        # a field validator, not a model one: its error shows this value, never the section (api_key)
+        if value == "batch" and info.data.get("base_url") is None:
+            raise ValueError("batch needs llm.base_url: the local llama.cpp server has no Batch API")
+        return value
 
     @property
     def is_local(self) -> bool:

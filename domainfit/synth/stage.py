@@ -19,6 +19,7 @@ from .chunking import chunk_documents, is_llm_eligible, load_tokenizer
 from .documents import load_documents
 from .filters import DuplicateFilter, RoundTripChecker
 from .generate import AnswerChecker, GenerationReport, generate_pairs
+from .batch import BatchRun, estimated_cost, generate_pairs_in_batches
 from .llm import Endpoint, LLMClient, Usage, open_endpoint
 from .prompts import PROMPT_VERSION
 from .store import SynthStore
@@ -40,6 +41,9 @@ class SynthResult:
     generation: GenerationReport = field(default_factory=GenerationReport)
     pairs_total: int = 0
     cost_usd: float | None = None
+    batch: BatchRun | None = None
+    """Set in ``llm.mode = "batch"``: the batches polled and what their lines cost."""
+    batch_price_factor: float = 1.0
     endpoint: str = ""
     token_budget: int | None = None
     seconds: float = 0.0
@@ -87,6 +91,9 @@ class SynthResult:
         }
         if self.cost_usd is not None:
             counts["estimated_cost_usd"] = self.cost_usd
+        if self.batch is not None:
+            counts["batch_requests"] = self.batch.usage.requests
+            counts["batch_polls"] = self.batch.polls
         return counts
 
     def summary(self) -> str:
@@ -102,6 +109,13 @@ class SynthResult:
             by_style = " [" + ", ".join(f"{style} {n}" for style, n in sorted(generation.pairs_by_style.items())) + "]"
         usage = self.usage
         cost = f", est. ${self.cost_usd:.4f}" if self.cost_usd is not None else ""
+        batch = ""
+        if self.batch is not None:
+            ids = ", ".join(self.batch.batch_ids) or "none"
+            resumed = f", resumed {self.batch.resumed}" if self.batch.resumed else ""
+            batch = f" in batch {ids} ({self.batch.polls} polls{resumed})"
+            if self.cost_usd is not None:
+                cost += f" at the batch price ({self.batch_price_factor:g} x live)"
         lines = [
             f"synth: {self.documents} documents{skipped}, {self.chunks} chunks, {self.eligible} eligible for questions",
             f"  chunks done: {self.chunks_done}/{self.eligible}"
@@ -109,7 +123,7 @@ class SynthResult:
             + (f"; {generation.chunks_failed} failed and will be retried on the next run" if generation.chunks_failed else ""),
             f"  pairs: {self.pairs} accepted{by_style} ({self.pairs_total} in pairs.jsonl); "
             f"rejected: {sum(generation.rejects.values())}" + (f" ({reasons})" if reasons else ""),
-            f"  LLM: {self.endpoint}: {usage.requests} requests, {usage.retries} retries, {usage.reasks} re-asks, "
+            f"  LLM: {self.endpoint}{batch}: {usage.requests} requests, {usage.retries} retries, {usage.reasks} re-asks, "
             f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens{cost}",
         ]
         if generation.stopped == "token_budget":
@@ -230,10 +244,19 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
                     max_tokens=endpoint.max_tokens,
                     max_concurrency=endpoint.max_concurrency,
                 )
-                asyncio.run(_generate(eligible, endpoint, checker, store, config, state, progress, report))
+                if config.llm.mode == "batch":
+                    result.batch = BatchRun()
+                    result.batch_price_factor = config.llm.batch_price_factor
+                asyncio.run(_generate(eligible, endpoint, checker, store, config, state, progress, report, result))
         finally:
             result.seconds = time.perf_counter() - started
-            result.cost_usd = report.usage.cost_usd(config.llm)
+            result.cost_usd = estimated_cost(report.usage, result.batch, config.llm)
+            if result.batch is not None:
+                record.details["batch"] = {
+                    "batch_ids": result.batch.batch_ids,
+                    "resumed": result.batch.resumed,
+                    "price_factor": config.llm.batch_price_factor,
+                }
             result.pairs_total = _count_lines(run.pairs)
             record.counts = result.counts()
             record.details["stopped"] = report.stopped
@@ -242,11 +265,17 @@ def run_synth(docs: str | Path, run: RunDir, config: RunConfig, *, progress: boo
 
 async def _generate(
     eligible: list[Chunk], endpoint: Endpoint, checker: AnswerChecker, store: SynthStore, config: RunConfig,
-    state, progress: bool, report: GenerationReport,
+    state, progress: bool, report: GenerationReport, result: SynthResult,
 ) -> None:
     seed = config.llm.local_seed if endpoint.local else None
     async with LLMClient(endpoint, config.llm, questions_per_chunk=config.synth.questions_per_chunk, seed=seed) as client:
-        await generate_pairs(eligible, client, checker, store, config, resume=state, progress=progress, report=report)
+        if result.batch is not None:
+            await generate_pairs_in_batches(
+                eligible, client, checker, store, config, result.run, resume=state, progress=progress, report=report,
+                outcome=result.batch,
+            )
+        else:
+            await generate_pairs(eligible, client, checker, store, config, resume=state, progress=progress, report=report)
 
 
 def _count_lines(path: Path) -> int:
