@@ -12,6 +12,12 @@ thread) and answers what domainfit's LLM code sends, over real HTTP, to the real
   after the requested function) and ``json`` mode (JSON message content), with
   ``usage``;
 * ``POST /v1/completions`` — few-shot completion text for base-model prompts.
+* the Batch API: ``POST /v1/files`` (the openai client's multipart upload),
+  ``GET /v1/files/{id}`` and ``/content``, ``POST /v1/batches``, ``GET /v1/batches``
+  and ``/v1/batches/{id}``. A batch stays ``in_progress`` for ``batch_polls``
+  polls, then each line is answered like a live request (its chunk's script) into
+  the output file, HTTP errors into the error file; ``batch_status`` makes the
+  n-th batch expire, fail or be cancelled instead.
 
 Each request is matched to a chunk by a *key* found in the chunk's text (default:
 a ``ZX-...`` marker, else the passage's first 40 characters) and gets the next
@@ -21,7 +27,7 @@ dataclasses: :class:`Good`, :class:`Answer`, :class:`Malformed`,
 :class:`RateLimited`, :class:`ServerError`, :class:`Hang`, :class:`Drop`. Every
 request is logged as a :class:`StubRequest` (key, attempt, behaviour, status,
 tokens reported), so tests can assert how often a chunk was asked and what the
-usage totals must be. ``latency_s`` delays every answer (for benchmarks).
+usage totals must be. Batch lines are logged too, with their ``batch_id``. ``latency_s`` delays every answer (for benchmarks).
 
 The chunk is found between ``<passage>`` tags (the last pair in the prompt).
 ``SAMPLE_PASSAGES`` / :func:`write_sample_docs` give 16 short, topically distinct

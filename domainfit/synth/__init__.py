@@ -7,7 +7,8 @@ appends ``RUN/pairs.jsonl`` / ``RUN/rejected.jsonl`` as it goes. Re-running the
 same command resumes: finished chunks are not sent again.
 
 The parts are public too: :func:`load_documents`, :func:`chunk_documents`,
-:func:`generate_pairs` (async), the filters and the LLM client.
+:func:`generate_pairs` (async), :func:`generate_pairs_in_batches` (async,
+``llm.mode = "batch"``), the filters and the LLM client.
 
 Example::
 
@@ -18,6 +19,7 @@ Example::
 """
 
 from .chunking import chunk_documents, load_tokenizer
+from .batch import generate_pairs_in_batches
 from .documents import load_documents
 from .filters import check_pair
 from .generate import generate_pairs
@@ -32,6 +34,7 @@ __all__ = [
     "chunk_documents",
     "check_pair",
     "generate_pairs",
+    "generate_pairs_in_batches",
     "LLMClient",
     "open_endpoint",
 ]
