@@ -27,7 +27,8 @@ dataclasses: :class:`Good`, :class:`Answer`, :class:`Malformed`,
 :class:`RateLimited`, :class:`ServerError`, :class:`Hang`, :class:`Drop`. Every
 request is logged as a :class:`StubRequest` (key, attempt, behaviour, status,
 tokens reported), so tests can assert how often a chunk was asked and what the
-usage totals must be. Batch lines are logged too, with their ``batch_id``. ``latency_s`` delays every answer (for benchmarks).
+usage totals must be. Batch lines are logged too, with their ``batch_id``.
+``latency_s`` delays every live answer (for benchmarks).
 
 The chunk is found between ``<passage>`` tags (the last pair in the prompt).
 ``SAMPLE_PASSAGES`` / :func:`write_sample_docs` give 16 short, topically distinct
