@@ -304,9 +304,13 @@ def rerank(
     batch_size: Optional[int] = typer.Option(None, help="Rows (bce, mnrl) or questions (lambda) per batch."),
     learning_rate: Optional[float] = typer.Option(None, help="Peak learning rate."),
     top_k: Optional[int] = typer.Option(None, help="Candidates the bi-encoder retrieves for re-ranking."),
+    queries: Optional[Path] = QueriesOption,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
-    """Fine-tune a cross-encoder re-ranker on the train split; report dense vs dense + re-ranker on test."""
+    """Fine-tune a cross-encoder re-ranker on the train split; report dense vs dense + re-ranker on test.
+
+    With --queries FILE (or eval.queries), the real queries are re-ranked too, judged by document.
+    """
     from .rerank import run_rerank
 
     cfg = _config(
@@ -320,6 +324,7 @@ def rerank(
             "rerank.batch_size": batch_size,
             "rerank.learning_rate": learning_rate,
             "rerank.top_k": top_k,
+            "eval.queries": _queries_path(queries),
         },
     )
     result = run_rerank(_run_dir(run, out), cfg, progress=progress)

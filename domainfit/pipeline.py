@@ -129,7 +129,7 @@ def run_pipeline(
     if from_stage is not None and from_stage not in STAGES:
         raise ConfigError(f"--from must be one of {', '.join(STAGES)}, got {from_stage!r}")
     if config.eval.queries:
-        from .evaluate.queries import load_queries
+        from .queries import load_queries
 
         load_queries(config.eval.queries)  # a bad queries file fails now, not after training
     run.ensure()
@@ -232,7 +232,8 @@ def _stages(docs: Path, run: RunDir, config: RunConfig, progress: bool) -> list[
                 _Stage(
                     "rerank",
                     lambda: content_hash(
-                        _split_outputs(run).encode(), _file_bytes(run.triplets), _model_outputs(run).encode()
+                        _split_outputs(run).encode(), _file_bytes(run.triplets), _model_outputs(run).encode(),
+                        real_queries(),
                     ),
                     lambda: _do_rerank(run, config, progress),
                     lambda: (run.rerank_dir / "model" / "config.json").exists()

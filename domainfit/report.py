@@ -184,9 +184,9 @@ def _rerank_table(run: RunDir) -> str:
     path = run.rerank_dir / "metrics.json"
     if not path.exists():
         return ""
-    from .rerank.report import markdown_table
+    from .rerank.report import markdown_tables
 
-    return markdown_table(read_json(path))
+    return markdown_tables(read_json(path))
 
 
 def _bullets(data: dict[str, Any], indent: str = "") -> str:

@@ -19,7 +19,8 @@ from domainfit.errors import EvaluationError
 from domainfit.evaluate import MetricSpec, run_evaluation
 from domainfit.evaluate.candidates import load_dense
 from domainfit.evaluate.pooling import document_metrics, pool_max, rank_documents
-from domainfit.evaluate.queries import load_queries, task_from_queries
+from domainfit.evaluate.queries import task_from_queries
+from domainfit.queries import load_queries
 from domainfit.evaluate.retrieval import encode_texts
 
 CONFIG = RunConfig.model_validate({"eval": {"dims": [384, 64]}})

@@ -17,7 +17,8 @@ from domainfit.artifacts import Pair, RunDir, read_json, stage_record
 from domainfit.config import SplitConfig, load_config
 from domainfit.errors import ModelNotFoundError, TrainingError
 from domainfit.models import DEFAULT_CROSS_ENCODER, is_cross_encoder_dir, resolve_cross_encoder
-from domainfit.rerank import choose_loss, ranking_metrics, rerank_rows
+from domainfit.rerank import choose_loss, pool_by_document, ranking_metrics, rerank_rows
+from test_eval_queries import real_queries_file
 from train_support import build_tiny_model, write_triplets
 
 
@@ -83,6 +84,12 @@ def test_ranking_metrics_are_the_ir_evaluators():
     assert metrics["ndcg@10"] == pytest.approx((1 + 0.5) / 2, abs=1e-4)  # 1/log2(4) = 0.5
 
 
+def test_real_queries_rank_documents_at_their_best_retrieved_chunk():
+    ranking = {"q": [("a1", 0.9), ("b1", 0.7), ("a2", 0.95), ("c1", 0.1)]}
+    pooled = pool_by_document(ranking, {"a1": "a.txt", "a2": "a.txt", "b1": "b.txt", "c1": "c.txt", "d1": "d.txt"})
+    assert pooled == {"q": [("a.txt", 0.95), ("b.txt", 0.7), ("c.txt", 0.1)]}  # d.txt was never retrieved
+
+
 def test_reranker_resolution_offline(tmp_path, minilm_path):
     location, fresh = resolve_cross_encoder("minilm")
     assert fresh and Path(location) == Path(minilm_path)
@@ -142,6 +149,7 @@ def test_rerank_trains_a_loadable_cross_encoder_and_reports_every_combination(sp
     shutil.copytree(build_tiny_model(tmp_path / "bi"), split_run.model_dir)  # a "fine-tuned" bi-encoder
     config = _config(tmp_path, build_tiny_cross_encoder(tmp_path))
     config.train.report_to = "tensorboard"
+    config.eval.queries = str(real_queries_file(tmp_path / "real.jsonl", split_run))
     result = run_rerank(split_run, config, progress=False)
 
     assert result.loss == "bce" and result.loss_note is None and not result.fresh_head
@@ -163,7 +171,14 @@ def test_rerank_trains_a_loadable_cross_encoder_and_reports_every_combination(sp
         assert 0 <= row["ndcg@10"] <= 1 and 0 <= row["mrr@10"] <= 1 and row["ms_per_query"] > 0
     dense, reranked = metrics["rows"][0], metrics["rows"][2]
     assert reranked["ms_per_query"] > dense["ms_per_query"]  # re-scoring k pairs costs more than one search
-    assert "| base + finetuned reranker |" in (split_run.rerank_dir / "report.md").read_text(encoding="utf-8")
+    real = metrics["real_queries"]  # the same six setups on the real queries, judged by document
+    assert [row["setup"] for row in real["rows"]] == setups
+    assert real["meta"]["source"] == "real.jsonl" and real["meta"]["unknown"]["dropped_queries"] == 1
+    assert all(0 <= row["ndcg@10"] <= 1 for row in real["rows"])
+    assert real["rows"][0]["ndcg@10"] != metrics["rows"][0]["ndcg@10"]  # a different question set, not a copy
+    report = (split_run.rerank_dir / "report.md").read_text(encoding="utf-8")
+    assert "| base + finetuned reranker |" in report
+    assert report.index("**Real queries** (") < report.index("**Generated test questions** (")
     record = stage_record(split_run, "rerank")
     assert record.status == "done" and record.counts["train_pairs"] == result.counts["train_pairs"]
     assert not (split_run.root / "rerank_checkpoints").exists()
@@ -174,6 +189,23 @@ def test_rerank_trains_a_loadable_cross_encoder_and_reports_every_combination(sp
     scalars = _scalars(tensorboard_dir(split_run))
     assert scalars["train/loss"] and scalars["eval/val_ndcg@10"]  # the training curve, in the run's tracker
     assert scalars["rerank/base + finetuned reranker/ndcg@10"] == [pytest.approx(metrics["rows"][2]["ndcg@10"])]
+
+
+def test_a_queries_file_naming_no_document_of_the_run_fails_before_training(split_run, tmp_path, capsys):
+    from domainfit.cli import main
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"query": "q", "relevant": ["elsewhere/a.txt"]}\n', encoding="utf-8")
+    config = tmp_path / "run.toml"
+    config.write_text(f'[split]\nby = "chunk"\n[rerank]\nbase_model = "{build_tiny_cross_encoder(tmp_path)}"\n',
+                      encoding="utf-8")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["rerank", str(split_run.root), "--config", str(config), "--queries", str(queries), "--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "none of the 1 queries names a document of the run" in err and len(err.splitlines()) <= 2
+    assert not (split_run.rerank_dir / "model").exists()
 
 
 @pytest.mark.slow

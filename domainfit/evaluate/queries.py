@@ -1,21 +1,7 @@
-"""Real queries from a JSONL file: the evidence a user trusts more than generated questions.
+"""A retrieval task from real queries (:mod:`domainfit.queries`): every chunk, judged by document.
 
-One JSON object per line::
-
-    {"query": "how is heat transfer affected by a blunt nose?", "relevant": ["aero/0012.txt", "aero/0140.txt"]}
-
-``query`` is the text a person would search with; ``relevant`` lists the documents
-that answer it, as paths relative to the document folder (the ``source`` of the
-run's chunks). An optional ``id`` (string or number) names the query in the
-results; otherwise it is ``line-N``. Relevance is by document: a document ranks by
-its best chunk (see :mod:`.pooling`). These queries are only ever evaluated on,
-never trained on: nothing in the pipeline reads this file except ``eval``.
-
-A malformed line is an error naming the file and the line. A relevant path that is
-not among the run's documents (a typo, or a file the run did not read) is dropped
-and counted; a query left with no known document is dropped and counted; both
-counts are reported as a warning, in ``metrics.json`` and in ``report.md``. Only
-when no query is left is it an error.
+The corpus is the run's chunks, each encoded once; a query's ranking is over
+documents, each scored by its best chunk (see :mod:`.pooling`).
 
 Example::
 
@@ -26,111 +12,11 @@ Example::
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..artifacts import Chunk
-from ..errors import EvaluationError
+from ..queries import RealQuery, UnknownPaths, judge_by_document
 from .task import RetrievalTask
-
-_KEYS = {"query", "relevant", "id"}
-
-
-@dataclass(frozen=True)
-class RealQuery:
-    """One line of a queries file: its id, text and relevant document paths (normalised)."""
-
-    query_id: str
-    query: str
-    relevant: tuple[str, ...]
-    line: int
-
-
-@dataclass
-class UnknownPaths:
-    """Relevant paths of a queries file that name no document of the run."""
-
-    paths: list[str] = field(default_factory=list)
-    judgements: int = 0
-    dropped_queries: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.paths)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"paths": len(self.paths), "judgements": self.judgements, "dropped_queries": self.dropped_queries,
-                "examples": self.paths[:5]}
-
-    def warning(self, source: str, n_documents: int) -> str:
-        """One line for the terminal and the report."""
-        return (
-            f"{source}: {len(self.paths)} relevant path(s) are not among the run's {n_documents} documents "
-            f"(e.g. {self.paths[0]!r}); {self.judgements} judgement(s) dropped, "
-            f"{self.dropped_queries} quer{'y' if self.dropped_queries == 1 else 'ies'} left with none and skipped"
-        )
-
-
-def normalize_path(path: str) -> str:
-    """A relevant path as chunks store ``source``: posix, without ``./`` or a leading slash-dot."""
-    return PurePosixPath(path.strip().replace("\\", "/")).as_posix().removeprefix("./")
-
-
-def _fail(path: Path, number: int, message: str) -> EvaluationError:
-    return EvaluationError(f"{path} line {number}: {message}")
-
-
-def parse_query_line(text: str, path: Path, number: int) -> RealQuery | None:
-    """One line of a queries file; ``None`` for a blank line; a bad line raises a one-line error."""
-    if not text.strip():
-        return None
-    try:
-        row = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _fail(path, number, f"not valid JSON ({error.msg})") from None
-    if not isinstance(row, dict):
-        raise _fail(path, number, 'expected an object like {"query": "...", "relevant": ["doc.txt"]}')
-    extra = sorted(set(row) - _KEYS)
-    if extra:
-        raise _fail(path, number, f"unknown key {extra[0]!r} (allowed: query, relevant, id)")
-    query = row.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise _fail(path, number, "'query' must be a non-empty string")
-    relevant = row.get("relevant")
-    if isinstance(relevant, str):
-        relevant = [relevant]
-    if not isinstance(relevant, list) or not relevant:
-        raise _fail(path, number, "'relevant' must be a non-empty list of document paths")
-    if not all(isinstance(item, str) and item.strip() for item in relevant):
-        raise _fail(path, number, "every 'relevant' entry must be a non-empty path string")
-    query_id = row.get("id", f"line-{number}")
-    if isinstance(query_id, bool) or not isinstance(query_id, (str, int)) or not str(query_id).strip():
-        raise _fail(path, number, "'id' must be a non-empty string or a number")
-    paths = tuple(dict.fromkeys(normalize_path(item) for item in relevant))
-    return RealQuery(str(query_id).strip(), query.strip(), paths, number)
-
-
-def load_queries(path: str | Path) -> list[RealQuery]:
-    """Every query of a JSONL queries file (format in the module doc); errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"queries file not found: {path}")
-    queries: list[RealQuery] = []
-    seen: dict[str, int] = {}
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            query = parse_query_line(line, path, number)
-            if query is None:
-                continue
-            if query.query_id in seen:
-                raise _fail(path, number, f"id {query.query_id!r} is also on line {seen[query.query_id]}")
-            seen[query.query_id] = number
-            queries.append(query)
-    if not queries:
-        raise EvaluationError(f"{path} has no queries: one JSON object per line, "
-                              '{"query": "...", "relevant": ["path/relative/to/DOCS"]}')
-    return queries
 
 
 def task_from_queries(
@@ -138,44 +24,19 @@ def task_from_queries(
 ) -> tuple[RetrievalTask, UnknownPaths]:
     """Queries against every chunk, judged by document (``chunk.source``), and the unknown paths.
 
-    The corpus is the chunks (each encoded once); a query's ranking is over documents,
-    each scored by its best chunk. Raises :class:`EvaluationError` when no query has a
-    relevant document among the chunks.
+    Raises :class:`~domainfit.queries.QueriesError` when no query has a relevant
+    document among the chunks.
     """
-    documents = sorted({chunk.source for chunk in chunks})
-    known = set(documents)
-    unknown = UnknownPaths()
-    missing: dict[str, None] = {}
-    kept: list[RealQuery] = []
-    relevant: dict[str, dict[str, int]] = {}
-    for query in queries:
-        found = [doc for doc in query.relevant if doc in known]
-        for doc in query.relevant:
-            if doc not in known:
-                missing.setdefault(doc)
-                unknown.judgements += 1
-        if not found:
-            unknown.dropped_queries += 1
-            continue
-        kept.append(query)
-        relevant[query.query_id] = {doc: 1 for doc in found}
-    unknown.paths = list(missing)
-    if not kept:
-        example = unknown.paths[0] if unknown.paths else "?"
-        raise EvaluationError(
-            f"{source}: none of the {len(queries)} queries names a document of the run "
-            f"({len(documents)} documents, e.g. {documents[0] if documents else 'none'!r}; the file names "
-            f"{example!r}): paths must be relative to the document folder"
-        )
-    position = {doc: index for index, doc in enumerate(documents)}
+    judged = judge_by_document(queries, chunks, source=source)
+    position = {doc: index for index, doc in enumerate(judged.documents)}
     task = RetrievalTask(
-        query_ids=[query.query_id for query in kept],
-        queries=[query.query for query in kept],
+        query_ids=[query.query_id for query in judged.queries],
+        queries=[query.query for query in judged.queries],
         corpus_ids=[chunk.chunk_id for chunk in chunks],
         corpus=[chunk.text for chunk in chunks],
-        relevant=relevant,
+        relevant=judged.relevant,
         name=name,
-        document_ids=documents,
+        document_ids=judged.documents,
         document_of=[position[chunk.source] for chunk in chunks],
     )
-    return task, unknown
+    return task, judged.unknown

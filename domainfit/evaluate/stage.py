@@ -32,7 +32,8 @@ from . import render
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
 from .gate import Verdict, judge
-from .queries import load_queries, task_from_queries
+from ..queries import load_queries
+from .queries import task_from_queries
 from .task import RetrievalTask, task_from_pairs
 
 QUERIES_DIR = "queries"

@@ -14,13 +14,14 @@ Example::
 from __future__ import annotations
 
 from .data import choose_loss, rerank_rows, reranking_samples
-from .evaluation import dense_candidates, ranking_metrics, rerank_candidates
+from .evaluation import dense_candidates, pool_by_document, ranking_metrics, rerank_candidates
 from .stage import RerankResult, run_rerank
 
 __all__ = [
     "RerankResult",
     "choose_loss",
     "dense_candidates",
+    "pool_by_document",
     "ranking_metrics",
     "rerank_candidates",
     "rerank_rows",

@@ -8,6 +8,9 @@ same NDCG@10 / MRR@10 as the dense rows of ``eval/metrics.json``. Time per quest
 counts query encoding and search (dense) and the ``k`` cross-encoder passes (rerank);
 corpus encoding is paid once at indexing and not counted.
 
+Real queries are judged by document: :func:`pool_by_document` turns a ranking of
+chunks into one of documents, each at its best chunk's score (as eval's max-pooling).
+
 Example::
 
     candidates, ms = dense_candidates(bi_encoder, queries, corpus, k=50)
@@ -59,6 +62,23 @@ def rerank_candidates(
     for found in ranking.values():
         found.sort(key=lambda item: (-item[1], item[0]))
     return ranking, ms
+
+
+def pool_by_document(ranking: Ranking, document_of: Mapping[str, str]) -> Ranking:
+    """Each query's chunks -> their documents, each once at its best chunk's score, best first.
+
+    Only the retrieved chunks take part: a document none of whose chunks is in a
+    query's top k is not ranked for it (as a re-ranker never sees it).
+    """
+    pooled: Ranking = {}
+    for qid, found in ranking.items():
+        best: dict[str, float] = {}
+        for cid, score in found:
+            doc = document_of[cid]
+            if doc not in best or score > best[doc]:
+                best[doc] = score
+        pooled[qid] = sorted(best.items(), key=lambda item: (-item[1], item[0]))
+    return pooled
 
 
 def ranking_metrics(

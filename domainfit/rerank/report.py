@@ -1,12 +1,13 @@
-"""The rerank section: ``RUN/rerank/metrics.json`` rows as a Markdown table.
+"""The rerank section: ``RUN/rerank/metrics.json`` rows as Markdown tables.
 
-Each row is one retrieval setup on the held-out questions: a bi-encoder's top k alone
-(dense), or followed by a cross-encoder. The run report and ``RUN/rerank/report.md``
-both show this table.
+Each row is one retrieval setup: a bi-encoder's top k alone (dense), or followed by a
+cross-encoder. There is a table for the generated test questions and, when the run
+has real queries (``eval.queries``), one for those first: they are the evidence that
+counts. The run report and ``RUN/rerank/report.md`` both show these tables.
 
 Example::
 
-    print(markdown_table(read_json("runs/demo/rerank/metrics.json")))
+    print(markdown_tables(read_json("runs/demo/rerank/metrics.json")))
 """
 
 from __future__ import annotations
@@ -33,6 +34,25 @@ def markdown_table(metrics: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def markdown_tables(metrics: Mapping[str, Any]) -> str:
+    """The real-queries table (when there is one) above the generated test questions' table, each titled."""
+    parts = []
+    real = metrics.get("real_queries")
+    if real and real.get("rows"):
+        meta = real.get("meta", {})
+        parts.append(
+            f"**Real queries** ({meta.get('queries', '?')} from `{meta.get('source', '?')}`, judged by document: "
+            "a document ranks at its best chunk among the top k):\n\n" + markdown_table(real)
+        )
+        if meta.get("warning"):
+            parts.append(f"Warning: {meta['warning']}.")
+    table = markdown_table(metrics)
+    if table:
+        parts.append(f"**Generated test questions** ({metrics.get('meta', {}).get('queries', '?')}, "
+                     "written by the LLM from the test chunks):\n\n" + table)
+    return "\n\n".join(parts)
+
+
 def markdown_report(metrics: Mapping[str, Any]) -> str:
     """The whole ``RUN/rerank/report.md``."""
     meta = metrics.get("meta", {})
@@ -46,9 +66,9 @@ def markdown_report(metrics: Mapping[str, Any]) -> str:
            if meta.get("fresh_head") else ""),
         f"- loss: {meta.get('loss', '?')}" + (f" ({meta['loss_note']})" if meta.get("loss_note") else ""),
         "",
-        markdown_table(metrics),
+        markdown_tables(metrics),
         "",
-        "Deltas are against the first row (the base bi-encoder alone). Time per query is query encoding and "
+        "Deltas are against each table's first row (the base bi-encoder alone). Time per query is query encoding and "
         "search (dense) plus scoring the top k pairs with the cross-encoder, on this machine; corpus encoding "
         "is paid once at indexing and not counted. NDCG@10 and MRR@10 are sentence-transformers' "
         "InformationRetrievalEvaluator's, as in eval/metrics.json.",

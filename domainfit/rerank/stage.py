@@ -33,8 +33,8 @@ from ..artifacts import RunDir, normalize_text, read_chunks, replace_dir, stage_
 from ..config import RunConfig
 
 from .data import choose_loss, rerank_rows, reranking_samples
-from .evaluation import dense_candidates, ranking_metrics, rerank_candidates
-from .report import markdown_report, markdown_table
+from .evaluation import dense_candidates, pool_by_document, ranking_metrics, rerank_candidates
+from .report import markdown_report, markdown_tables
 
 CARD_TITLE = "## Trained with domainfit"
 LOSS_NAMES = {"bce": "BinaryCrossEntropyLoss", "lambda": "LambdaLoss", "mnrl": "MultipleNegativesRankingLoss"}
@@ -55,7 +55,7 @@ class RerankResult:
     seconds: float = 0.0
 
     def table(self) -> str:
-        return markdown_table(self.metrics)
+        return markdown_tables(self.metrics)
 
     def summary(self) -> str:
         start = "a fresh one-logit head on the packaged MiniLM" if self.fresh_head else self.base_model
@@ -99,6 +99,7 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
         pairs = {pair.pair_id: pair for pair in reviewed_pairs(run)[0]}
         chunks = read_chunks(run.chunks)
         chunk_text = {chunk.chunk_id: chunk.text for chunk in chunks}
+        real = _real_queries(config.eval.queries, chunks) if config.eval.queries else None  # a bad file fails now
         split_pairs = {name: [pairs[pid] for pid in splits.ids(name) if pid in pairs] for name in ("train", "val", "test")}
         negatives = read_negatives(run) if run.triplets.exists() else {}
         train_ids = {pair.pair_id for pair in split_pairs["train"]}
@@ -131,8 +132,8 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
         _save_model(model, result.model_dir, result)
         shutil.rmtree(checkpoints, ignore_errors=True)
 
-        result.metrics = _two_stage_metrics(run, config, split_pairs["test"], chunk_text, relevant_of, base_encoder,
-                                            None if fresh_head else location, model, result)
+        result.metrics = _two_stage_metrics(run, config, split_pairs["test"], chunks, chunk_text, relevant_of,
+                                            real, base_encoder, None if fresh_head else location, model, result)
         write_json(run.rerank_dir / "metrics.json", result.metrics)
         write_text(run.rerank_dir / "report.md", markdown_report(result.metrics))
         log_final_metrics(run, config.train.report_to,
@@ -158,9 +159,14 @@ def _questions(pairs, relevant_of) -> tuple[dict[str, str], dict[str, set[str]]]
     return {pair.pair_id: pair.query for pair in usable}, {pair.pair_id: relevant_of[pair.chunk_id] for pair in usable}
 
 
-def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, corpus, relevant_of, base_encoder,
+def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpus, relevant_of, real, base_encoder,
                        base_reranker: str | None, finetuned_reranker, result: RerankResult) -> dict[str, Any]:
-    """Every (bi-encoder, re-ranker) combination on the test split, dense rows first."""
+    """Every (bi-encoder, re-ranker) combination on the test split, dense rows first; and on the
+    real queries of ``eval.queries`` (``real``, judged by document) when there are some.
+
+    Both question sets go through one retrieval per bi-encoder and one re-ranking per
+    cross-encoder, so each corpus is encoded once.
+    """
     from sentence_transformers.cross_encoder import CrossEncoder
 
     from ..models import load_model
@@ -169,7 +175,14 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, corpus, relev
     queries, relevant = _questions(test_pairs, relevant_of)
     meta = {"queries": len(queries), "corpus": len(corpus), "top_k": settings.top_k, "base_model": settings.base_model,
             "fresh_head": result.fresh_head, "loss": LOSS_NAMES[result.loss], "loss_note": result.loss_note}
-    if not queries:
+    question_sets: dict[str, tuple[dict[str, str], dict[str, set[str]], dict[str, str] | None]] = {}
+    if queries:
+        question_sets["test"] = (queries, relevant, None)
+    real_meta = None
+    if real is not None:
+        real_meta, real_queries, real_relevant = real
+        question_sets["real"] = (real_queries, real_relevant, {chunk.chunk_id: chunk.source for chunk in chunks})
+    if not question_sets:
         return {"meta": meta, "rows": []}
     encoders = {"base": base_encoder}
     if (run.model_dir / "modules.json").exists():
@@ -178,19 +191,43 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, corpus, relev
     if base_reranker is not None:
         rerankers["base reranker"] = CrossEncoder(base_reranker, max_length=settings.max_length)
     rerankers["finetuned reranker"] = finetuned_reranker
-    rows = []
+    every_query = {f"{name}\t{qid}": text for name, (texts, _, _) in question_sets.items() for qid, text in texts.items()}
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in question_sets}
+
+    def add_rows(setup: str, ranking, ms: float) -> None:
+        for name, (texts, judged, document_of) in question_sets.items():
+            mine = {qid: ranking[f"{name}\t{qid}"] for qid in texts}
+            if document_of is not None:
+                mine = pool_by_document(mine, document_of)
+            ranked = {doc: "" for doc in set(document_of.values())} if document_of is not None else corpus
+            rows[name].append({"setup": setup, **ranking_metrics(texts, ranked, judged, mine),
+                               "ms_per_query": round(ms, 2)})
+
     for encoder_name, encoder in encoders.items():
-        candidates, dense_ms = dense_candidates(encoder, queries, corpus, k=settings.top_k,
+        candidates, dense_ms = dense_candidates(encoder, every_query, corpus, k=settings.top_k,
                                                 batch_size=config.eval.batch_size)
-        rows.append({"setup": f"{encoder_name} (dense top {settings.top_k})",
-                     **ranking_metrics(queries, corpus, relevant, candidates), "ms_per_query": round(dense_ms, 2)})
+        add_rows(f"{encoder_name} (dense top {settings.top_k})", candidates, dense_ms)
         for reranker_name, reranker in rerankers.items():
-            reranked, rerank_ms = rerank_candidates(reranker, queries, corpus, candidates,
+            reranked, rerank_ms = rerank_candidates(reranker, every_query, corpus, candidates,
                                                     batch_size=settings.predict_batch_size)
-            rows.append({"setup": f"{encoder_name} + {reranker_name}",
-                         **ranking_metrics(queries, corpus, relevant, reranked),
-                         "ms_per_query": round(dense_ms + rerank_ms, 2)})
-    return {"meta": meta, "rows": rows}
+            add_rows(f"{encoder_name} + {reranker_name}", reranked, dense_ms + rerank_ms)
+    metrics: dict[str, Any] = {"meta": meta, "rows": rows.get("test", [])}
+    if real_meta is not None:
+        metrics["real_queries"] = {"meta": real_meta, "rows": rows["real"]}
+    return metrics
+
+
+def _real_queries(path: str, chunks) -> tuple[dict[str, Any], dict[str, str], dict[str, set[str]]]:
+    """The queries file of ``eval.queries`` judged against the run's documents: meta, texts, relevance."""
+    from ..queries import judge_by_document, load_queries
+
+    source = Path(path).name
+    judged = judge_by_document(load_queries(path), chunks, source=source)
+    meta = {"source": source, "queries": len(judged.queries), "documents": len(judged.documents),
+            "unknown": judged.unknown.as_dict() if judged.unknown else None,
+            "warning": judged.unknown.warning(source, len(judged.documents)) if judged.unknown else None}
+    texts = {query.query_id: query.query for query in judged.queries}
+    return meta, texts, {qid: set(docs) for qid, docs in judged.relevant.items()}
 
 
 def _best(history: list[dict[str, Any]]) -> float | None:
