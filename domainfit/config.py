@@ -97,6 +97,9 @@ class LLMConfig(_Section):
         "live", description="live: a request per chunk; batch: one Batch API job (/v1/files + /v1/batches), polled"
     )
     batch_poll_interval_s: float = Field(30.0, gt=0, description="seconds between polls of a submitted batch")
+    batch_max_requests: int = Field(
+        50_000, ge=1, le=50_000, description="requests per batch (the API's cap); more go in further batches"
+    )
     batch_price_factor: float = Field(
         0.5, ge=0, description="batch price as a share of price_per_1k_input/output (OpenAI: 0.5)"
     )

@@ -125,6 +125,15 @@ def test_failed_lines_are_llm_error_rejects_asked_again_in_a_new_batch_on_the_ne
             assert [row["query"] for row in pairs if row["chunk_id"] == chunk.chunk_id] == [q for q, _ in good_items(chunk.text, 2)]
 
 
+def test_more_chunks_than_a_batch_holds_go_in_further_batches_one_after_another(tmp_path):
+    with stub() as server:
+        report, outcome, pairs, _ = generate(server, make_chunks(KEYS), tmp_path / "run", "batch",
+                                             **{"llm.batch_max_requests": 3})  # fmt: skip
+    assert outcome.batch_ids == ["batch_1", "batch_2"] and len(pairs) == 8 and report.chunks_done == 4
+    sizes = [server.batches[batch_id]["request_counts"]["total"] for batch_id in outcome.batch_ids]
+    assert sizes == [3, 1]
+
+
 def test_a_batch_whose_every_line_failed_is_an_error_like_a_dead_endpoint(tmp_path):
     with stub(default=ServerError(500)) as server, pytest.raises(LLMError, match=r"every request failed: HTTP 500 x 2"):
         generate(server, make_chunks(KEYS[:2]), tmp_path / "run", "batch")
@@ -205,6 +214,19 @@ def test_a_run_killed_between_creating_the_batch_and_recording_it_finds_the_batc
     assert server.batch_creates() == 1 and outcome.resumed == record["input_file_id"] and len(pairs) == 4
 
 
+def test_a_recorded_batch_the_provider_does_not_know_is_one_line_saying_what_to_delete(tmp_path):
+    chunks = make_chunks(KEYS[:1])
+    with stub() as server:
+        generate(server, chunks, tmp_path / "run", "batch")
+        record = read_json(tmp_path / "run" / STATE_FILE)
+        record.update(batch_id="batch_99", collected=False)
+        (tmp_path / "run" / STATE_FILE).write_text(json.dumps(record))
+        with pytest.raises(LLMError) as raised:
+            generate(server, chunks, tmp_path / "run", "batch")
+    assert "GET /batches/batch_99 at" in str(raised.value) and f"delete {tmp_path / 'run' / STATE_FILE}" in str(raised.value)
+    assert server.batch_creates() == 1
+
+
 # --------------------------------------------------------------------------- the CLI: cost, bad settings
 
 
@@ -231,7 +253,7 @@ def test_cli_synth_in_batch_mode_reports_the_batch_price(tmp_path, docs, capsys)
     with stub() as server:
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", server.base_url, "--llm-model", "stub",
-            "--no-progress", "--config", str(config_file(tmp_path, mode="batch", batch_poll_interval_s=0.01,
+            "--no-progress", "--llm-mode", "batch", "--config", str(config_file(tmp_path, batch_poll_interval_s=0.01,
             price_per_1k_input=1.0, price_per_1k_output=2.0, batch_price_factor=0.5)),
         )  # fmt: skip
         prompt_tokens, completion_tokens = server.usage_reported()

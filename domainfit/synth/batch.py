@@ -7,7 +7,8 @@ mirror) answers within 24 hours at a lower price. :func:`generate_pairs_in_batch
    send (:func:`request_body`: the same prompt, model, sampling settings, and for
    chat styles the tool / JSON-schema parameters instructor adds), writes them as
    a JSONL file (``custom_id`` = the chunk's resume key), uploads it
-   (``purpose="batch"``) and creates a batch;
+   (``purpose="batch"``) and creates a batch (more than ``llm.batch_max_requests``
+   requests, or about 190 MB, go in further batches, one after another);
 2. records the batch in ``synth_batch.json`` (atomically: input file id, batch id,
    status, its lines' chunk ids, keys and styles) *before* it polls, so a run killed
    while waiting resumes by polling the same batch instead of paying for it twice;
@@ -52,11 +53,11 @@ from pydantic import ValidationError
 
 from ..artifacts import Chunk, RunDir, read_json, utc_now, write_json, write_text
 from ..config import PromptStyle, RunConfig
-from ..errors import ConfigError, DomainfitError, LLMError, first_line
+from ..errors import ConfigError, LLMError, first_line
 from . import prompts
 from .generate import GenerationReport, chunk_key, every_request_failed, generate_pairs
 from .llm import LLMAnswer, LLMClient, Usage, _instructor_model, _invalid_detail, make_openai_client
-from .retry import call_with_retries
+from .retry import LLMRequestFailed, call_with_retries
 from .schema import QuestionSet, question_set_model
 from .store import ResumeState, SynthStore
 from .styles import pick_style
@@ -73,6 +74,12 @@ COMPLETION_WINDOW = "24h"
 """The only window the Batch API offers."""
 
 ENDED_UNFINISHED = ("failed", "expired", "cancelled")
+
+MAX_BATCH_BYTES = 190 * 1024 * 1024
+"""Input files stay below the Batch API's 200 MB, with room to spare."""
+
+FIND_CREATED_LIMIT = 500
+"""How many of the newest batches are searched for one made from a recorded upload."""
 
 
 def batch_endpoint(style: PromptStyle) -> str:
@@ -337,10 +344,10 @@ class _BatchGeneration:
                 self.outcome.resumed = pending.batch_id or pending.input_file_id
                 await self._finish(pending)
             todo = [key for key in self.by_key if key not in self.resume.done_keys and key not in self.answered]
-            if todo:
-                lines = [BatchLine(key, self.by_key[key][0].chunk_id, key, self.by_key[key][1]) for key in todo]
-                bodies = {line.custom_id: request_body(self.client, self.by_key[line.key][0].text, line.style) for line in lines}
-                await self._finish(await self._submit(lines, bodies, round_=0))
+            lines = [BatchLine(key, self.by_key[key][0].chunk_id, key, self.by_key[key][1]) for key in todo]
+            bodies = {line.custom_id: request_body(self.client, self.by_key[line.key][0].text, line.style) for line in lines}
+            for part in split_batches(lines, bodies, self.config.llm.batch_max_requests):
+                await self._finish(await self._submit(part, bodies, round_=0))
         finally:
             await self.api.close()
             live = self.client.usage.minus(self.live_usage_before)
@@ -362,23 +369,29 @@ class _BatchGeneration:
     # -- talking to the Batch API
 
     async def _call(self, what: str, send: Callable[[], Awaitable[T]]) -> T:
-        """One Batch API request, retried like any request; a 404 means the endpoint has no Batch API."""
+        """One Batch API request, retried like any request; a 404 means no Batch API (or no such batch)."""
 
         async def attempt() -> T:
             try:
                 return await send()
             except openai.NotFoundError:
-                raise NoBatchAPI(
-                    f"the LLM endpoint {self.url} has no Batch API ({what} answered HTTP 404); "
-                    'set llm.mode = "live" to send the requests one by one'
+                if what in ("POST /files", "POST /batches", "GET /batches"):
+                    raise NoBatchAPI(
+                        f"the LLM endpoint {self.url} has no Batch API ({what} answered HTTP 404); "
+                        'set llm.mode = "live" to send the requests one by one'
+                    ) from None
+                raise LLMError(
+                    f"{what} at {self.url} answered HTTP 404: the provider does not know it (another account or "
+                    f"endpoint?); delete {self.path} to send those chunks in a new batch"
                 ) from None
 
         try:
             return await call_with_retries(attempt, self.client.policy, url=self.url)
-        except DomainfitError:
-            raise
-        except Exception as error:  # noqa: BLE001 - LLMRequestFailed is a DomainfitError; anything else names itself
-            raise LLMError(f"{what} at {self.url} failed: {first_line(error)}") from None
+        except LLMRequestFailed as failed:
+            raise LLMError(
+                f"{what} at {self.url} failed: {failed}; the batch stays recorded in {self.path}: "
+                "run the same command again to carry on"
+            ) from None
 
     async def _submit(self, lines: list[BatchLine], bodies: dict[str, dict[str, Any]], round_: int,
                       earlier: Sequence[str] = ()) -> BatchRecord:  # fmt: skip
@@ -421,10 +434,14 @@ class _BatchGeneration:
     async def _find_created(self, record: BatchRecord) -> bool:
         """After a kill between upload and record: the batch made from our file, if it was created."""
         page = await self._call("GET /batches", lambda: self.api.batches.list(limit=100))
-        async for batch in page:
+        seen = 0
+        async for batch in page:  # newest first
             if batch.input_file_id == record.input_file_id:
                 self._adopt(record, batch)
                 return True
+            seen += 1
+            if seen >= FIND_CREATED_LIMIT:
+                break
         return False
 
     async def _wait(self, record: BatchRecord) -> Any:
@@ -565,6 +582,25 @@ class _BatchGeneration:
             f"batch {batch.id} at {self.url} ended {batch.status}{detail}: {kept} of {total} request(s) answered and "
             'kept; run the same command again to send the rest in a new batch, or set llm.mode = "live"'
         )
+
+
+def split_batches(
+    lines: list[BatchLine], bodies: dict[str, dict[str, Any]], max_requests: int, max_bytes: int = MAX_BATCH_BYTES
+) -> list[list[BatchLine]]:
+    """``lines`` cut into batches of at most ``max_requests`` lines and about ``max_bytes`` of JSONL, in order."""
+    parts: list[list[BatchLine]] = []
+    current: list[BatchLine] = []
+    size = 0
+    for line in lines:
+        line_bytes = len(json.dumps(bodies[line.custom_id], ensure_ascii=False).encode()) + 200
+        if current and (len(current) >= max_requests or size + line_bytes > max_bytes):
+            parts.append(current)
+            current, size = [], 0
+        current.append(line)
+        size += line_bytes
+    if current:
+        parts.append(current)
+    return parts
 
 
 def estimated_cost(usage: Usage, batch: BatchRun | None, config: Any) -> float | None:
