@@ -24,6 +24,7 @@ from ..config import RunConfig
 from ..errors import EvaluationError
 from ..models import embedding_dim
 from . import render
+from .by_style import metrics_by_style
 from .candidates import ModelSpec, load_dense, matryoshka_dims, model_weights_fingerprint
 from .metrics import MetricSpec, score_ranking
 from .task import RetrievalTask
@@ -120,16 +121,17 @@ def evaluate_hybrid(task: RetrievalTask, dense: ModelResult, bm25: ModelResult, 
     started = time.perf_counter()
     lexical = bm25.rankings[render.FULL]
     entry_rank, relevant = id_ranks(task.ranked_ids), _relevance_by_index(task)
-    results, latency = {}, {}
+    results, latency, rankings = {}, {}, {}
     for dim, ranked in dense.rankings.items():
         began = time.perf_counter()
         fused = fuse([ranked, lexical], len(task.ranked_ids), spec.max_k, entry_rank, k=k)
         fuse_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
         results[dim] = score_ranking(fused, relevant, len(task.ranked_ids), spec, graded=graded)
+        rankings[dim] = fused
         dense_ms, bm25_ms = dense.latency_ms.get(dim, {}), bm25.latency_ms.get(render.FULL, {})
         latency[dim] = _latency(dense_ms.get("encode", 0.0),
                                 dense_ms.get("search", 0.0) + bm25_ms.get("search", 0.0) + fuse_ms)
-    return ModelResult(results, latency, "rrf", time.perf_counter() - started, dense.model_dim)
+    return ModelResult(results, latency, "rrf", time.perf_counter() - started, dense.model_dim, rankings)
 
 
 def _hybrids(task: RetrievalTask, specs: Sequence[ModelSpec], config: RunConfig, spec: MetricSpec,
@@ -230,6 +232,7 @@ def evaluate_task(
     latency: dict[str, Any] = {}
     reused: list[str] = []
     done: dict[str, ModelResult] = {}  # same weights under two labels are evaluated once
+    by_label: dict[str, ModelResult] = {}
     fingerprints: dict[str, str] = {}
     budget = config.eval.score_block_mb
     for model_spec in tqdm(specs, desc="eval models", unit="model", disable=None):
@@ -256,6 +259,7 @@ def evaluate_task(
         if model_spec.label not in reused:
             _say(f"eval: {model_spec.label}: {_headline(result.metrics, config.eval.main_metric)} in {result.seconds:.0f}s")
         done[fingerprint] = result
+        by_label[model_spec.label] = result
         metrics[model_spec.label] = result.metrics
         latency[model_spec.label] = result.latency_ms
         models_meta[model_spec.label] = {
@@ -270,11 +274,15 @@ def evaluate_task(
         task, specs, config, spec, done, fingerprints, previous, hashes
     ):
         reused += [label] if was_reused else []
+        by_label[label] = result
         metrics[label] = result.metrics
         latency[label] = result.latency_ms
         models_meta[label] = {"location": location, "fingerprint": fingerprint, "similarity": "rrf",
                               "dims": list(result.metrics), "model_dim": result.model_dim,
                               "seconds": round(result.seconds, 3), "rrf_k": config.eval.rrf_k}
+    by_label.update({label: done[fp] for label, fp in fingerprints.items() if done[fp].rankings})  # re-ranked for RRF
+    by_style = metrics_by_style(task, by_label, spec, config.eval.main_metric, graded=graded,
+                                previous=(previous or {}).get(render.META, {}).get("by_style"))
     all_dims = sorted({dim for rows in metrics.values() for dim in rows if dim != render.FULL}, key=int, reverse=True)
     metrics[render.META] = {
         "name": task.name,
@@ -287,6 +295,7 @@ def evaluate_task(
         "models": models_meta,
         "bytes_per_vector": {dim: 4 * int(dim) for dim in all_dims},
         "latency_ms_per_query": latency,
+        **({"by_style": by_style} if by_style else {}),
         **hashes,
         "created": utc_now(),
     }

@@ -192,6 +192,32 @@ def _cost_table(metrics: Metrics) -> str:
     return _markdown(header, rows)
 
 
+def _style_table(metrics: Metrics) -> str:
+    """The main metric per query style at each model's largest dim, Δ against base ('' with one style)."""
+    by_style = metrics.get(META, {}).get("by_style") or {}
+    if not by_style:
+        return ""
+    shown = labels(metrics)
+    header = ["style", "queries", *shown]
+    rows = []
+    for style, entry in by_style.items():
+        base_values = entry.get(BASE) or {}
+        row = [style, str(entry.get("queries", "?"))]
+        for label in shown:
+            values = entry.get(label) or {}
+            dim = next(iter(values), None)
+            if dim is None:
+                row.append("–")
+                continue
+            cell = _fmt(values[dim])
+            base = base_values.get(dim) if dim != FULL else next(iter(base_values.values()), None)
+            if label != BASE and base is not None:
+                cell += f" ({_fmt(values[dim] - base, signed=True)})"
+            row.append(cell)
+        rows.append(row)
+    return _markdown(header, rows)
+
+
 def _split_section(meta: dict[str, Any]) -> list[str]:
     split = meta.get("split")
     leak = meta.get("leak_check", {})
@@ -259,6 +285,12 @@ def _results_section(metrics: Metrics, level: int, plots: str) -> list[str]:
              f"![ndcg by dim]({plots}ndcg_by_dim.png)", ""]
     if any(label != BASE for label in labels(metrics)) and BASE in metrics:
         lines += [f"![delta by dim]({plots}delta_by_dim.png)", ""]
+    styles = _style_table(metrics)
+    if styles:
+        top = (dims(metrics) or [FULL])[0]
+        lines += [f"{heading} {metric} by query style", "",
+                  f"Each style's test questions scored alone, at dim {top} (BM25: its one score); Δ against base. "
+                  "Small groups move a lot by chance.", "", styles, ""]
     for dim in dims(metrics) or [FULL]:
         lines += [f"{heading} dim {dim}", "", _dim_table(metrics, dim), ""]
     lines += [f"{heading} Cost per dim", "", _cost_table(metrics), ""]

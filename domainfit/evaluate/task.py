@@ -39,6 +39,8 @@ class RetrievalTask:
     details: dict[str, Any] = field(default_factory=dict)
     document_ids: list[str] | None = None
     document_of: list[int] | None = None
+    query_styles: list[str] | None = None
+    """Each query's style (question, claim, keywords) when it came from a generated pair."""
 
     @property
     def by_document(self) -> bool:
@@ -145,4 +147,5 @@ def task_from_pairs(pairs: Sequence[Pair], chunks: Sequence[Chunk], *, name: str
         relevant=relevant,
         name=name,
         details={"duplicate_relevant": shared},
+        query_styles=[pair.style for pair in pairs],
     )
