@@ -443,6 +443,52 @@ class ReviewConfig(_Section):
     port: int = Field(0, ge=0, le=65535, description="port; 0 picks a free one")
 
 
+# --------------------------------------------------------------------------- encode
+
+
+_DEVICE_PATTERN = r"^(cpu|cuda|mps|npu|xpu|hpu)(:\d+)?$"
+
+
+class EncodeConfig(_Section):
+    """How mine, eval, rerank and export turn texts into vectors: in this process, or in a pool.
+
+    ``processes = N`` starts N CPU workers, ``devices = ["cuda:0", "cuda:1"]`` one worker
+    per device (sentence-transformers' multi-process pool). The vectors are the same as
+    in-process ones (to float rounding), so these keys are in no stage's cache key.
+    """
+
+    processes: int = Field(1, ge=1, description="CPU worker processes that encode (1 = in this process)")
+    devices: list[str] = Field(
+        [], description='one encoding worker per device, e.g. ["cuda:0", "cuda:1"] (empty = the model\'s device)'
+    )
+    pool_min_texts: int = Field(
+        4096, ge=0, description="calls with fewer texts encode in this process (starting a pool costs seconds)"
+    )
+
+    @field_validator("devices")
+    @classmethod
+    def _device_names(cls, value: list[str]) -> list[str]:
+        import re
+
+        for device in value:
+            if not re.match(_DEVICE_PATTERN, device):
+                raise ValueError(f"{device!r} is not a device; use names like 'cpu', 'cuda:0', 'cuda:1'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "EncodeConfig":
+        if self.devices and self.processes > 1:
+            raise ValueError("set encode.processes or encode.devices, not both (devices gives one process each)")
+        return self
+
+    @property
+    def pool_devices(self) -> list[str]:
+        """The pool's devices (one worker each), or [] when encoding stays in this process."""
+        if self.devices:
+            return list(self.devices)
+        return ["cpu"] * self.processes if self.processes > 1 else []
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -459,6 +505,7 @@ class RunConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    encode: EncodeConfig = Field(default_factory=EncodeConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
 
     @field_validator("base_model")

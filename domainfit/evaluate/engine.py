@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..artifacts import content_hash, utc_now
-from ..config import RunConfig
+from ..config import EncodeConfig, RunConfig
 from ..errors import EvaluationError
 from ..models import embedding_dim
 from . import render
@@ -60,11 +60,14 @@ class ModelResult:
 
 
 def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: MetricSpec, *, batch_size: int = 32,
-                   budget_mb: float = 256.0, graded: bool | None = None) -> ModelResult:
+                   budget_mb: float = 256.0, graded: bool | None = None,
+                   encode_settings: EncodeConfig | None = None) -> ModelResult:
     """Encode once at full size, then rank and score at every dim by truncation + renormalisation.
 
     Cosine scores unless the model's similarity is ``dot`` (then truncated, not renormalised).
-    With a task judged by document, each document ranks by its best chunk.
+    With a task judged by document, each document ranks by its best chunk. The corpus
+    is encoded as ``encode_settings`` says (a pool, for a large one); the queries stay
+    in this process, since their time is the reported per-query latency.
     """
     import torch
 
@@ -77,7 +80,7 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
     started = time.perf_counter()
     queries = encode_texts(model, task.queries, kind="query", batch_size=batch_size)
     encode_ms = (time.perf_counter() - started) * 1000 / len(task.queries)
-    corpus = encode_texts(model, task.corpus, kind="document", batch_size=batch_size)
+    corpus = encode_texts(model, task.corpus, kind="document", batch_size=batch_size, settings=encode_settings)
     relevant = _relevance_by_index(task)
     results, latency, rankings = {}, {}, {}
     for dim in dims:
@@ -158,7 +161,8 @@ def _hybrids(task: RetrievalTask, specs: Sequence[ModelSpec], config: RunConfig,
         if not done[dense_fp].rankings:
             model = load_dense(by_label[label].location, allow_downloads=config.allow_downloads)
             done[dense_fp] = evaluate_dense(model, task, [int(dim) for dim in dims], spec,
-                                            batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb)
+                                            batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb,
+                                            encode_settings=config.encode)
         if not done[bm25_fp].rankings:
             done[bm25_fp] = evaluate_bm25(task, spec, budget_mb=config.eval.score_block_mb)
         result = evaluate_hybrid(task, done[dense_fp], done[bm25_fp], spec, k=config.eval.rrf_k)
@@ -255,7 +259,7 @@ def evaluate_task(
             model = load_dense(model_spec.location, allow_downloads=config.allow_downloads)
             dims = matryoshka_dims(config, embedding_dim(model))
             result = evaluate_dense(model, task, dims, spec, batch_size=config.eval.batch_size,
-                                    budget_mb=budget, graded=graded)
+                                    budget_mb=budget, graded=graded, encode_settings=config.encode)
         if model_spec.label not in reused:
             _say(f"eval: {model_spec.label}: {_headline(result.metrics, config.eval.main_metric)} in {result.seconds:.0f}s")
         done[fingerprint] = result

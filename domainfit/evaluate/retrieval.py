@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 import numpy as np
 import torch
 
+from ..encoding import PROGRESS_FROM, encode
+
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
 
+    from ..config import EncodeConfig
+
 ScoreBlock = Callable[[int, int], torch.Tensor]
-
-
-PROGRESS_FROM = 1000
-"""Texts from which encoding shows a progress bar."""
 
 
 def encode_texts(
@@ -38,15 +38,18 @@ def encode_texts(
     kind: Literal["query", "document"],
     batch_size: int = 32,
     progress: bool | None = None,
+    settings: "EncodeConfig | None" = None,
 ) -> torch.Tensor:
-    """Full-size embeddings (one row per text) with the model's query or document prompt.
+    """Full-size raw embeddings (one row per text) on the model's device, with its query or document prompt.
 
-    A progress bar shows from ``PROGRESS_FROM`` texts on (a large corpus takes minutes).
+    :func:`domainfit.encoding.encode` with ``normalize=False`` (each dim is renormalised
+    by :func:`truncate`; a ``dot`` model is not normalised at all), as a tensor. A
+    progress bar shows from ``PROGRESS_FROM`` texts on (a large corpus takes minutes).
     """
-    encode = model.encode_query if kind == "query" else model.encode_document
-    if progress is None:
-        progress = len(texts) >= PROGRESS_FROM
-    return encode(list(texts), batch_size=batch_size, show_progress_bar=progress, convert_to_tensor=True)
+    home = model.device
+    vectors = encode(model, texts, kind=kind, batch_size=batch_size, normalize=False, settings=settings,
+                     progress=progress)
+    return torch.from_numpy(vectors).to(home)
 
 
 def truncate(embeddings: torch.Tensor, dim: int, *, normalize: bool = True) -> torch.Tensor:

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..artifacts import RunDir, read_chunks, read_json, replace_dir, stage_run, write_json, write_text
 from ..config import RunConfig
+from ..encoding import encode
 from ..errors import ArtifactError, ConfigError
 from .dims import check_export_dim
 from .measure import measure_model
@@ -126,10 +125,8 @@ def _write_export(run: RunDir, config: RunConfig, model, target: Path, *, dim: i
     model.save(str(target / "model"))
     _append_card(target / "model" / "README.md", dim, model_dim, settings.table)
     chunks = read_chunks(run.chunks)
-    vectors = model.encode_document(
-        [chunk.text for chunk in chunks], batch_size=settings.batch_size, normalize_embeddings=True,
-        convert_to_numpy=True, show_progress_bar=progress and len(chunks) >= 2000,
-    ).astype(np.float32)
+    vectors = encode(model, [chunk.text for chunk in chunks], kind="document", batch_size=settings.batch_size,
+                     settings=config.encode, progress=progress and len(chunks) >= 2000)
     quantized, quantization = None, None
     if settings.quantize != "none":
         values, quantization = quantize_vectors(vectors, settings.quantize)

@@ -22,7 +22,8 @@ import numpy as np
 
 from .. import models
 from ..artifacts import Chunk, Pair, RunDir, normalize_text, read_chunks, stage_run, write_parquet
-from ..config import MiningConfig, RunConfig
+from ..config import EncodeConfig, MiningConfig, RunConfig
+from ..encoding import Encoder, encode
 from ..errors import MiningError
 from .index import AnnReport, ChunkIndex, IndexUpdate, chunk_ref
 from .mine import MiningOutcome, check_window, mine_negatives
@@ -86,23 +87,6 @@ class MiningResult:
         return "\n".join(lines)
 
 
-def _encoder(model: "SentenceTransformer", batch_size: int, kind: str, progress: bool = False):
-    """texts -> unit float32 vectors, with the model's query or document prompt if it has one."""
-    method = getattr(model, f"encode_{kind}", model.encode)
-
-    def encode(texts: list[str]) -> np.ndarray:
-        vectors = method(
-            texts,
-            batch_size=batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
-        return np.asarray(vectors, dtype=np.float32)
-
-    return encode
-
-
 def run_mining(
     run: RunDir,
     config: RunConfig,
@@ -132,7 +116,8 @@ def run_mining(
             model = models.load_model(config.base_model, allow_downloads=config.allow_downloads)
         index, update = _synced_index(run, config, model, list(chunk_by_id.values()), progress)
         mined_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) in ("train", "val")]
-        outcome = _mine_pairs(index, model, mined_pairs, pairs, split_of, chunk_by_id, config.mining, progress)
+        outcome = _mine_pairs(index, model, mined_pairs, pairs, split_of, chunk_by_id, config.mining, progress,
+                              config.encode)
         mined = [
             MinedPair(
                 pair_id=pair.pair_id,
@@ -197,7 +182,9 @@ def _synced_index(
     """``RUN/index/`` for this model, with every chunk embedded (changed ones only) and the ANN index if due."""
     model_id = models.model_fingerprint(models.resolve(config.base_model, allow_downloads=config.allow_downloads))
     index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=models.embedding_dim(model))
-    update = index.sync(chunks, _encoder(model, config.mining.batch_size, "document"), progress=progress)
+    with Encoder(model, kind="document", batch_size=config.mining.batch_size, settings=config.encode,
+                 progress=False) as encoder:
+        update = index.sync(chunks, encoder, progress=progress)
     update.rebuilt = rebuilt
     index.ensure_ann(config.mining)
     return index, update
@@ -212,6 +199,7 @@ def _mine_pairs(
     chunk_by_id: dict[str, Chunk],
     mining: MiningConfig,
     progress: bool,
+    encode_settings: EncodeConfig,
 ) -> MiningOutcome:
     """Encode each distinct question once and mine its pair's negatives.
 
@@ -223,7 +211,8 @@ def _mine_pairs(
         positives_of_question[normalize_text(pair.query)].add(pair.chunk_id)
     questions = list(dict.fromkeys(pair.query for pair in mined_pairs))
     question_vectors = (
-        _encoder(model, mining.batch_size, "query", progress)(questions)
+        encode(model, questions, kind="query", batch_size=mining.batch_size, settings=encode_settings,
+               progress=progress)
         if questions
         else np.zeros((0, index.dim), np.float32)
     )

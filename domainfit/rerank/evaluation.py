@@ -23,22 +23,31 @@ from __future__ import annotations
 import time
 from typing import Mapping, Sequence
 
+from ..config import EncodeConfig
+from ..encoding import encode
+
 Ranking = dict[str, list[tuple[str, float]]]  # query id -> [(chunk id, score)], best first
 
 
 def dense_candidates(
-    model, queries: Mapping[str, str], corpus: Mapping[str, str], *, k: int, batch_size: int = 32
+    model, queries: Mapping[str, str], corpus: Mapping[str, str], *, k: int, batch_size: int = 32,
+    encode_settings: EncodeConfig | None = None,
 ) -> tuple[Ranking, float]:
-    """Top-``k`` chunks per query by cosine, and the milliseconds per query (encode + search)."""
+    """Top-``k`` chunks per query by cosine, and the milliseconds per query (encode + search).
+
+    The corpus is encoded as ``encode_settings`` says; the queries in this process (timed).
+    """
+    import torch
     from sentence_transformers.util import semantic_search
 
+    home = model.device
     corpus_ids = list(corpus)
-    corpus_vectors = model.encode_document([corpus[cid] for cid in corpus_ids], batch_size=batch_size,
-                                           convert_to_tensor=True, normalize_embeddings=True)
+    corpus_vectors = torch.from_numpy(encode(model, [corpus[cid] for cid in corpus_ids], kind="document",
+                                             batch_size=batch_size, settings=encode_settings)).to(home)
     query_ids = list(queries)
     started = time.perf_counter()
-    query_vectors = model.encode_query([queries[qid] for qid in query_ids], batch_size=batch_size,
-                                       convert_to_tensor=True, normalize_embeddings=True)
+    query_vectors = torch.from_numpy(encode(model, [queries[qid] for qid in query_ids], kind="query",
+                                            batch_size=batch_size)).to(home)
     hits = semantic_search(query_vectors, corpus_vectors, top_k=min(k, len(corpus_ids)))
     ms = (time.perf_counter() - started) * 1000 / max(1, len(query_ids))
     ranking = {qid: [(corpus_ids[hit["corpus_id"]], float(hit["score"])) for hit in found]

@@ -116,7 +116,8 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
         samples = None
         if settings.validation and split_pairs["val"]:
             queries, relevant = _questions(split_pairs["val"], relevant_of)
-            candidates, _ = dense_candidates(base_encoder, queries, chunk_text, k=settings.top_k)
+            candidates, _ = dense_candidates(base_encoder, queries, chunk_text, k=settings.top_k,
+                                            encode_settings=config.encode)
             samples = reranking_samples(queries, relevant, {q: [c for c, _ in found] for q, found in candidates.items()},
                                         chunk_text)
         report_to, callbacks = trainer_reporting(config.train.report_to, run)
@@ -205,7 +206,7 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpu
 
     for encoder_name, encoder in encoders.items():
         candidates, dense_ms = dense_candidates(encoder, every_query, corpus, k=settings.top_k,
-                                                batch_size=config.eval.batch_size)
+                                                batch_size=config.eval.batch_size, encode_settings=config.encode)
         add_rows(f"{encoder_name} (dense top {settings.top_k})", candidates, dense_ms)
         for reranker_name, reranker in rerankers.items():
             reranked, rerank_ms = rerank_candidates(reranker, every_query, corpus, candidates,
