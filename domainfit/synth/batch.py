@@ -55,7 +55,7 @@ from ..artifacts import Chunk, RunDir, read_json, utc_now, write_json, write_tex
 from ..config import PromptStyle, RunConfig
 from ..errors import ConfigError, LLMError, first_line
 from . import prompts
-from .generate import GenerationReport, chunk_key, every_request_failed, generate_pairs
+from .generate import AnswerChecker, GenerationReport, chunk_key, every_request_failed, generate_pairs
 from .llm import LLMAnswer, LLMClient, Usage, _instructor_model, _invalid_detail, make_openai_client
 from .retry import LLMRequestFailed, call_with_retries
 from .schema import QuestionSet, question_set_model
@@ -277,7 +277,7 @@ class NoBatchAPI(LLMError):
 async def generate_pairs_in_batches(
     chunks: Sequence[Chunk],
     client: LLMClient,
-    checker: Any,
+    checker: AnswerChecker,
     store: SynthStore,
     config: RunConfig,
     run: RunDir,
@@ -291,7 +291,8 @@ async def generate_pairs_in_batches(
     """Ask about every unfinished chunk through the Batch API; commit answers like live ones.
 
     A batch left pending in ``run`` by a killed run is polled and collected first
-    (never submitted again); then the chunks still to do go in one new batch. Counts
+    (never submitted again); then the chunks still to do go in new batches
+    (``llm.batch_max_requests`` each, one after another). Counts
     land in ``report`` (as :func:`generate_pairs` keeps them); the returned
     :class:`BatchRun` says which batches ran and what their lines cost (pass
     ``outcome`` to keep it when an error is raised).
@@ -311,8 +312,9 @@ async def generate_pairs_in_batches(
 class _BatchGeneration:
     """One :func:`generate_pairs_in_batches` call: submit, poll, collect, re-ask, commit."""
 
-    def __init__(self, chunks, client: LLMClient, checker, store: SynthStore, config: RunConfig, run: RunDir,
-                 resume: ResumeState, report: GenerationReport, progress: bool, sleep) -> None:  # fmt: skip
+    def __init__(self, chunks: Sequence[Chunk], client: LLMClient, checker: AnswerChecker, store: SynthStore,
+                 config: RunConfig, run: RunDir, resume: ResumeState, report: GenerationReport, progress: bool,
+                 sleep: Callable[[float], Awaitable[None]]) -> None:  # fmt: skip
         self.client = client
         self.checker = checker
         self.store = store
@@ -566,10 +568,10 @@ class _BatchGeneration:
         try:
             await generate_pairs(chunks, cast(LLMClient, _Answered(self.client, answers)), self.checker, self.store,
                                  self.config, resume=self.resume, report=part)  # fmt: skip
-        except LLMError:
-            if part.chunks_done or not part.chunks_failed:
+        except LLMError as error:
+            if part.chunks_done or not str(error).startswith("every request failed"):
                 raise
-            # every line of this batch failed: counted and committed (not done); the run goes on
+            # every line of this part failed: committed (not done); the end of the run decides
         finally:
             _merge(self.report, part)
 
