@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "rerank": ([], ["--full"]),
     "adapt": (["--max-chunks", "80"], ["--full"]),
+    "encode": (["--chunks", "512"], ["--chunks", "4096", "--ray"]),
 }
 
 

@@ -83,7 +83,7 @@ def encode_parquet(
     if blocks is not None:
         chunks = chunks.repartition(blocks)
     vectors = chunks.map_batches(
-        ChunkEncoder,
+        ChunkEncoder,  # __init__ loads the model, __call__ encodes a batch
         fn_constructor_kwargs={"model": model, "batch_size": batch_size},
         batch_format="pyarrow",
         batch_size=rows_per_batch,

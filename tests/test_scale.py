@@ -7,11 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-pytest.importorskip("ray", reason="needs the [scale] extra (pip install 'domainfit[scale]'); make test installs it")
-
-from domainfit.encoding import encode  # noqa: E402
-from domainfit.models import load_model  # noqa: E402
-from domainfit.scale import encode_parquet, local_ray, read_vectors  # noqa: E402
+from domainfit.encoding import encode
+from domainfit.models import load_model
+from domainfit.scale import encode_parquet, local_ray, read_vectors
 
 
 def write_chunk_files(folder, texts: list[str], files: int) -> list[str]:
@@ -28,6 +26,7 @@ def write_chunk_files(folder, texts: list[str], files: int) -> list[str]:
 
 @pytest.mark.slow
 def test_ray_data_vectors_equal_the_single_process_ones(tmp_path, minilm_path):
+    pytest.importorskip("ray", reason="needs the [scale] extra (pip install 'domainfit[scale]'); make test installs it")
     texts = [f"Section {i}: contractor passes for site {i % 7} are renewed every {i % 11 + 1} months." * (1 + i % 3)
              for i in range(48)]
     ids = write_chunk_files(tmp_path / "chunks", texts, files=4)
@@ -40,3 +39,19 @@ def test_ray_data_vectors_equal_the_single_process_ones(tmp_path, minilm_path):
     assert sorted(found) == ids
     single = encode(load_model(str(minilm_path)), texts, kind="document")
     np.testing.assert_allclose(np.stack([found[chunk_id] for chunk_id in ids]), single, atol=1e-6, rtol=0)
+
+
+def test_the_doc_shows_the_code_that_runs():
+    """docs/scale.md's map_batches block is encode_parquet's own code, line for line."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    from domainfit import scale
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scale.md").read_text(encoding="utf-8")
+    block = next(code for code in re.findall(r"```python\n(.*?)```", doc, re.S) if "map_batches(" in code)
+    source = [line.strip() for line in inspect.getsource(scale.encode_parquet).splitlines()]
+    lines = [line.strip() for line in block.splitlines() if line.strip()]
+    start = source.index(lines[0])
+    assert source[start:start + len(lines)] == lines
