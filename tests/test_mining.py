@@ -422,3 +422,21 @@ def test_cli_mine_on_a_run_dir(mined_copy, capsys):
     assert failed.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "larger than the window" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_a_two_process_pool_mines_the_same_negatives(mined, tmp_path, minilm_model):
+    """``encode.processes = 2``: the index and the questions are encoded by a pool; same triplets."""
+    from domainfit.config import EncodeConfig
+
+    _, single = mined
+    run = run_from_rows(tmp_path / "run", financial_rows(120))
+    config = RunConfig(mining=MiningConfig(num_negatives=4), encode=EncodeConfig(processes=2, pool_min_texts=0))
+    pooled = run_mining(run, config, progress=False, model=minilm_model)
+    by_pair = {row["pair_id"]: row for row in pq.read_table(mined[0].triplets).to_pylist()}
+    rows = pq.read_table(run.triplets).to_pylist()
+    assert pooled.rows == single.rows and len(rows) == len(by_pair)
+    for row in rows:
+        ours, theirs = negatives_of(row), negatives_of(by_pair[row["pair_id"]])
+        assert [found[0] for found in ours] == [found[0] for found in theirs]
+        np.testing.assert_allclose([found[2] for found in ours], [found[2] for found in theirs], atol=1e-6)
