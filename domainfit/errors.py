@@ -80,6 +80,10 @@ class EvaluationError(DomainfitError):
     """Queries, corpus or relevance judgements cannot be evaluated."""
 
 
+class CacheError(DomainfitError):
+    """The vector cache folder cannot be created, written or read."""
+
+
 class ReviewError(DomainfitError):
     """A review decision cannot be recorded."""
 

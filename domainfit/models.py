@@ -116,23 +116,33 @@ def _cached_snapshot(hub_id: str) -> Path | None:
     return candidates[-1] if candidates else None
 
 
+_FINGERPRINT_SUFFIXES = (".json", ".txt", ".safetensors", ".bin", ".pt", ".onnx", ".xml")
+_fingerprints: dict[tuple, str] = {}
+
+
 def model_fingerprint(path: str | Path) -> str:
     """A short hash of a model's files, weights included: it changes when a model is retrained.
 
-    Indexes and cached metrics keyed by it are rebuilt when the weights change, even
-    when the file sizes do not (a fine-tuned model has its base's sizes).
+    Indexes, cached vectors and cached metrics keyed by it are rebuilt when the weights
+    change, even when the file sizes do not (a fine-tuned model has its base's sizes).
+    The bytes are hashed once per process while every file keeps its size and mtime.
     """
     root = Path(path)
     if not root.exists():
         return hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    files = sorted(file for file in root.rglob("*") if file.is_file() and file.suffix in _FINGERPRINT_SUFFIXES)
+    signature = (str(root.resolve()), tuple((str(file), file.stat().st_size, file.stat().st_mtime_ns) for file in files))
+    cached = _fingerprints.get(signature)
+    if cached is not None:
+        return cached
     digest = hashlib.sha256()
-    for file in sorted(root.rglob("*")):
-        if file.is_file() and file.suffix in (".json", ".txt", ".safetensors", ".bin", ".pt", ".onnx", ".xml"):
-            digest.update(str(file.relative_to(root)).encode())
-            with file.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 22), b""):
-                    digest.update(block)
-    return digest.hexdigest()[:16]
+    for file in files:
+        digest.update(str(file.relative_to(root)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    _fingerprints[signature] = fingerprint = digest.hexdigest()[:16]
+    return fingerprint
 
 
 def load_model(
