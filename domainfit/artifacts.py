@@ -150,6 +150,7 @@ class RunDir:
     human = property(lambda self: self.root / "human.jsonl")
     splits_dir = property(lambda self: self.root / "splits")
     index_dir = property(lambda self: self.root / "index")
+    vectors_dir = property(lambda self: self.root / "vectors")
     triplets = property(lambda self: self.root / "triplets.parquet")
     model_dir = property(lambda self: self.root / "model")
     checkpoints_dir = property(lambda self: self.root / "checkpoints")

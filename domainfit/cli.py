@@ -256,12 +256,18 @@ def evaluate(
     split_by: Optional[str] = typer.Option(None, "--split-by", help="document, chunk or query (new splits only)."),
     batch_size: Optional[int] = typer.Option(None, help="Encoding batch size."),
     queries: Optional[Path] = QueriesOption,
+    cache: Optional[Path] = typer.Option(
+        None, "--cache", help="Vector cache folder (default: RUN/vectors; with --beir ~/.cache/domainfit/vectors)."
+    ),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Keep no vectors: encode every text."),
 ) -> None:
     """Measure retrieval on held-out queries: base vs fine-tuned vs BM25, at every dim.
 
     With --queries FILE, real queries judged by document are the headline (last table).
+    Vectors are cached per model and text, so a second call encodes only what changed.
     """
     from .evaluate import evaluate_beir, run_evaluation
+    from .vectors import VectorCache
 
     cfg = _config(
         config,
@@ -272,18 +278,20 @@ def evaluate(
             "split.by": split_by,
             "eval.batch_size": batch_size,
             "eval.queries": _queries_path(queries),
+            "vector_cache": False if no_cache else None,
         },
     )
+    vectors = VectorCache(cache) if cache is not None and not no_cache else None
     if beir is not None:
         if queries is not None:
             raise typer.BadParameter("--queries is for a run directory; a BEIR folder brings its own queries")
         target = out or run
         if target is None:
             raise typer.BadParameter("--beir needs --out OUT for the results")
-        result = evaluate_beir(beir, RunDir(target), cfg, models=model or [])
+        result = evaluate_beir(beir, RunDir(target), cfg, models=model or [], cache=vectors)
     else:
         run_dir = _run_dir(run, None)
-        result = run_evaluation(run_dir, cfg, models=model or [], out=RunDir(out) if out else None)
+        result = run_evaluation(run_dir, cfg, models=model or [], out=RunDir(out) if out else None, cache=vectors)
     for warning in result.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for table in result.tables():

@@ -497,6 +497,9 @@ class RunConfig(_Section):
 
     base_model: str = Field("minilm", description="embedding model: 'minilm', a local dir, or a cached hub id")
     allow_downloads: bool = Field(False, description="let Hugging Face download models (needs network)")
+    vector_cache: bool = Field(
+        True, description="keep every model's vectors (RUN/vectors; eval --beir: --cache DIR) so no text is encoded twice"
+    )
     llm: LLMConfig = Field(default_factory=LLMConfig)
     synth: SynthConfig = Field(default_factory=SynthConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

@@ -46,6 +46,9 @@ from .errors import CacheError, first_line
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
 
+    from .artifacts import RunDir
+    from .config import EncodeConfig, RunConfig
+
 Kind = Literal["query", "document"]
 EncodeFn = Callable[[list[str]], Any]
 KINDS = ("query", "document")
@@ -101,6 +104,7 @@ def _schema(dim: int):
         ("model", pa.string()),
         ("max_seq_length", pa.int64()),
         ("created", pa.float64()),
+        ("encode_ms", pa.float64()),
         ("vector", pa.list_(pa.float32(), dim)),
     ])
 
@@ -119,12 +123,15 @@ class VectorCache:
     """Full-dim vectors in a LanceDB folder (see the module doc); ``root=None`` keeps nothing.
 
     ``encoded`` and ``reused`` count texts over this object's lifetime, ``rebuilt``
-    names the tables that were damaged and started again.
+    names the tables that were damaged and started again. ``last_ms_per_text`` is the
+    encoding time per text of the last call's texts as measured when they were encoded
+    (a hit keeps its original cost, so a latency report stays true).
     """
 
     root: Path | None
     encoded: int = 0
     reused: int = 0
+    last_ms_per_text: float = 0.0
     rebuilt: list[str] = field(default_factory=list)
     _db: Any = field(default=None, repr=False)
 
@@ -160,15 +167,18 @@ class VectorCache:
         found = self._lookup(key, list(distinct)) if self.enabled and distinct else {}
         missing = [row_key for row_key in distinct if row_key not in found]
         if missing:
+            started = time.perf_counter()
             vectors = _as_float32(encode([distinct[row_key] for row_key in missing]), len(missing))
+            ms = (time.perf_counter() - started) * 1000 / len(missing)
             if self.enabled:
-                self._store(key, kind, missing, vectors)
-            found.update(zip(missing, vectors))
+                self._store(key, kind, missing, vectors, ms)
+            found.update((row_key, (vector, ms)) for row_key, vector in zip(missing, vectors))
         self.encoded += len(missing)
         self.reused += len(distinct) - len(missing)
+        self.last_ms_per_text = float(np.mean([found[row_key][1] for row_key in distinct])) if distinct else 0.0
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([found[row_key] for row_key in keys]).astype(np.float32, copy=False)
+        return np.stack([found[row_key][0] for row_key in keys]).astype(np.float32, copy=False)
 
     def _connect(self):
         if self._db is None:
@@ -194,7 +204,7 @@ class VectorCache:
         except ValueError:  # lancedb says "Table ... was not found"
             return None
 
-    def _lookup(self, key: EncoderKey, row_keys: list[str]) -> dict[str, np.ndarray]:
+    def _lookup(self, key: EncoderKey, row_keys: list[str]) -> dict[str, tuple[np.ndarray, float]]:
         try:
             table = self._open(key)
             if table is None:
@@ -206,7 +216,7 @@ class VectorCache:
             self._set_aside(key, error)
             return {}
 
-    def _store(self, key: EncoderKey, kind: str, row_keys: list[str], vectors: np.ndarray) -> None:
+    def _store(self, key: EncoderKey, kind: str, row_keys: list[str], vectors: np.ndarray, ms: float) -> None:
         import pyarrow as pa
 
         dim = vectors.shape[1]
@@ -217,6 +227,7 @@ class VectorCache:
             "model": [key.fingerprint] * len(row_keys),
             "max_seq_length": [key.max_seq_length] * len(row_keys),
             "created": [time.time()] * len(row_keys),
+            "encode_ms": [ms] * len(row_keys),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vectors).reshape(-1)), dim),
         }, schema=schema)
         db = self._connect()
@@ -244,8 +255,119 @@ class VectorCache:
         self.rebuilt.append(f"{key.table} ({type(error).__name__}: {first_line(error, 120)})")
         self._db = None
 
+    def stored_dim(self, key: EncoderKey) -> int | None:
+        """The vector size of ``key``'s table, or None when the cache holds nothing for it."""
+        if not self.enabled:
+            return None
+        try:
+            table = self._open(key)
+            return None if table is None else int(table.schema.field("vector").type.list_size)
+        except CacheError:
+            raise
+        except Exception:
+            return None
 
-def _read_rows(table, key: EncoderKey, wanted: set[str]) -> dict[str, np.ndarray]:
+
+class ModelVectors:
+    """One model's full-dim vectors through a cache; the model is loaded on the first miss only.
+
+    ``location`` is the model folder (what the fingerprint hashes); ``model`` an already
+    loaded copy of it, or ``load`` a function that loads it when a text must be encoded.
+    Vectors are the model's raw output (not renormalised): callers slice and normalise.
+
+    Example::
+
+        vectors = ModelVectors(cache, path, load=lambda: load_model(path))
+        corpus = vectors.encode(texts, "document")      # (n, model dim) float32
+        vectors.model_loaded                            # False when every text was cached
+    """
+
+    def __init__(self, cache: VectorCache, location: str | Path | None = None, *,
+                 model: "SentenceTransformer | None" = None, load: Callable[[], "SentenceTransformer"] | None = None,
+                 batch_size: int = 32, settings: "EncodeConfig | None" = None,
+                 query_settings: "EncodeConfig | None" = None, progress: bool | None = None):
+        if model is None and load is None:
+            raise ValueError("ModelVectors needs a model or a way to load one")
+        if location is None and cache.enabled:
+            raise ValueError("a cached ModelVectors needs the model's location")
+        self.cache, self.location, self._model, self._load = cache, location, model, load
+        self.batch_size, self.progress = batch_size, progress
+        self._settings = {"document": settings, "query": query_settings}
+        self._encoders: dict[str, Any] = {}
+        self._key: EncoderKey | None = None
+
+    def __enter__(self) -> "ModelVectors":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the encoding pools that were started (see :class:`domainfit.encoding.Encoder`)."""
+        for encoder in self._encoders.values():
+            encoder.close()
+        self._encoders.clear()
+
+    @property
+    def model(self) -> "SentenceTransformer":
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def key(self) -> EncoderKey:
+        if self._key is None:
+            if self._model is None and model_file_settings(self.location).get("max_seq_length") is None:
+                self.model  # the files do not say the token cap: only the loaded model knows it
+            self._key = EncoderKey.of(self.location, self._model)
+        return self._key
+
+    @property
+    def similarity(self) -> str:
+        """The model's similarity function name (``cosine`` unless it says otherwise)."""
+        if self._model is not None:
+            return str(getattr(self._model, "similarity_fn_name", None) or "cosine")
+        return str(model_file_settings(self.location).get("similarity_fn_name") or "cosine")
+
+    @property
+    def dim(self) -> int:
+        """The model's full output size: from the cache's table when it has one, else the model."""
+        from .models import embedding_dim
+
+        if self._model is None and self.cache.enabled:
+            stored = self.cache.stored_dim(self.key)
+            if stored is not None:
+                return stored
+        return embedding_dim(self.model)
+
+    def encode(self, texts: Sequence[str], kind: Kind) -> np.ndarray:
+        """Full-dim float32 vectors of ``texts`` (input order), encoding only what the cache lacks."""
+        key = self.key if self.cache.enabled else EncoderKey("uncached", None)
+        return self.cache.get_or_encode(key, texts, kind, lambda misses: self._encode_misses(misses, kind))
+
+    def _encode_misses(self, texts: list[str], kind: Kind) -> np.ndarray:
+        """Raw full-dim vectors by :mod:`domainfit.encoding`; documents (and queries, if asked) may use a pool.
+
+        One :class:`~domainfit.encoding.Encoder` per kind lives as long as this object,
+        so a pool starts once for many calls. Queries stay in this process by default:
+        their time is the per-query latency eval and rerank report.
+        """
+        from .encoding import Encoder
+
+        model = self.model
+        if getattr(model, "truncate_dim", None):
+            raise ValueError("the vector cache stores full-dim vectors: encode with truncate_dim unset")
+        encoder = self._encoders.get(kind)
+        if encoder is None:
+            encoder = self._encoders[kind] = Encoder(model, kind=kind, batch_size=self.batch_size, normalize=False,
+                                                     settings=self._settings[kind], progress=self.progress)
+        return encoder(texts)
+
+def _read_rows(table, key: EncoderKey, wanted: set[str]) -> dict[str, tuple[np.ndarray, float]]:
     """The stored vectors of ``wanted`` keys made by ``key``'s model: one scan of the keys, one take."""
     stored = (
         table.search()
@@ -259,14 +381,14 @@ def _read_rows(table, key: EncoderKey, wanted: set[str]) -> dict[str, np.ndarray
     for row_key, row_id in zip(stored["key"].to_pylist(), stored["_rowid"].to_pylist()):
         if row_key in wanted:
             row_ids.setdefault(row_key, row_id)
-    found: dict[str, np.ndarray] = {}
+    found: dict[str, tuple[np.ndarray, float]] = {}
     ids = list(row_ids.values())
     dim = table.schema.field("vector").type.list_size
     for start in range(0, len(ids), _TAKE_BATCH):
-        rows = table.take_row_ids(ids[start : start + _TAKE_BATCH]).select(["key", "vector"]).to_arrow()
+        rows = table.take_row_ids(ids[start : start + _TAKE_BATCH]).select(["key", "encode_ms", "vector"]).to_arrow()
         column = rows["vector"].combine_chunks()
         vectors = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
-        found.update(zip(rows["key"].to_pylist(), vectors))
+        found.update(zip(rows["key"].to_pylist(), zip(vectors, rows["encode_ms"].to_pylist())))
     return found
 
 
@@ -286,3 +408,8 @@ def default_cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "domainfit" / "vectors"
+
+
+def run_cache(run: "RunDir", config: "RunConfig") -> VectorCache:
+    """The run's cache, ``RUN/vectors``, shared by its stages (one that keeps nothing when ``vector_cache = false``)."""
+    return VectorCache(run.vectors_dir) if config.vector_cache else VectorCache.disabled()

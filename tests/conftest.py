@@ -74,6 +74,12 @@ def run_from_rows(root: Path, rows: list[dict]) -> RunDir:
     return run
 
 
+@pytest.fixture(autouse=True)
+def _user_vector_cache(tmp_path_factory, monkeypatch):
+    """`eval --beir` keeps vectors in a user cache folder: a test's is its own, never ~/.cache."""
+    monkeypatch.setenv("DOMAINFIT_CACHE_DIR", str(tmp_path_factory.mktemp("vector-cache")))
+
+
 @pytest.fixture(scope="session")
 def minilm_path() -> Path:
     from domainfit.models import resolve

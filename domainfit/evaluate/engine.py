@@ -22,7 +22,7 @@ import numpy as np
 from ..artifacts import content_hash, utc_now
 from ..config import EncodeConfig, RunConfig
 from ..errors import EvaluationError
-from ..models import embedding_dim
+from ..vectors import ModelVectors, VectorCache
 from . import render
 from .by_style import metrics_by_style
 from .candidates import ModelSpec, load_dense, matryoshka_dims, model_weights_fingerprint
@@ -64,6 +64,9 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
                    encode_settings: EncodeConfig | None = None) -> ModelResult:
     """Encode once at full size, then rank and score at every dim by truncation + renormalisation.
 
+    ``model`` is a SentenceTransformer (everything is encoded) or a
+    :class:`~domainfit.vectors.ModelVectors` (only texts its cache lacks are encoded;
+    the encode latency of a cached query is the one measured when it was encoded).
     Cosine scores unless the model's similarity is ``dot`` (then truncated, not renormalised).
     With a task judged by document, each document ranks by its best chunk. The corpus
     is encoded as ``encode_settings`` says (a pool, for a large one); the queries stay
@@ -71,16 +74,18 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
     """
     import torch
 
-    from .retrieval import encode_texts, truncate
+    from .retrieval import truncate
 
-    similarity = str(getattr(model, "similarity_fn_name", "cosine"))
+    vectors = model if isinstance(model, ModelVectors) else ModelVectors(
+        VectorCache.disabled(), model=model, batch_size=batch_size, settings=encode_settings)
+    similarity = vectors.similarity
     if similarity not in ("cosine", "dot"):
         raise EvaluationError(f"model similarity {similarity!r} is not supported; use a cosine or dot model")
     graded = task.graded if graded is None else graded
     started = time.perf_counter()
-    queries = encode_texts(model, task.queries, kind="query", batch_size=batch_size)
-    encode_ms = (time.perf_counter() - started) * 1000 / len(task.queries)
-    corpus = encode_texts(model, task.corpus, kind="document", batch_size=batch_size, settings=encode_settings)
+    queries = torch.from_numpy(vectors.encode(task.queries, "query"))
+    encode_ms = vectors.cache.last_ms_per_text
+    corpus = torch.from_numpy(vectors.encode(task.corpus, "document"))
     relevant = _relevance_by_index(task)
     results, latency, rankings = {}, {}, {}
     for dim in dims:
@@ -137,13 +142,22 @@ def evaluate_hybrid(task: RetrievalTask, dense: ModelResult, bm25: ModelResult, 
     return ModelResult(results, latency, "rrf", time.perf_counter() - started, dense.model_dim, rankings)
 
 
+def model_vectors(spec: ModelSpec, config: RunConfig, cache: VectorCache) -> ModelVectors:
+    """``spec``'s vectors through ``cache``, loading the model only when a text must be encoded."""
+    from ..models import resolve
+
+    return ModelVectors(cache, resolve(spec.location, allow_downloads=config.allow_downloads),
+                        load=lambda: load_dense(spec.location, allow_downloads=config.allow_downloads),
+                        batch_size=config.eval.batch_size, settings=config.encode)
+
+
 def _hybrids(task: RetrievalTask, specs: Sequence[ModelSpec], config: RunConfig, spec: MetricSpec,
              done: dict[str, ModelResult], fingerprints: dict[str, str], previous: dict[str, Any] | None,
-             hashes: dict[str, str]):
+             hashes: dict[str, str], cache: VectorCache):
     """``base+bm25`` and ``finetuned+bm25`` (when both parts were evaluated): reused or fused.
 
     A part whose result was reused from an earlier metrics.json has no rankings, so it
-    is evaluated again (BM25 is cheap; a dense model encodes once more).
+    is evaluated again (BM25 is cheap; a dense model's vectors come from the cache).
     """
     if not config.eval.hybrid or render.BM25 not in fingerprints:
         return
@@ -159,10 +173,9 @@ def _hybrids(task: RetrievalTask, specs: Sequence[ModelSpec], config: RunConfig,
             yield label + render.HYBRID_SUFFIX, f"{label} + bm25 (RRF)", fingerprint, result, True
             continue
         if not done[dense_fp].rankings:
-            model = load_dense(by_label[label].location, allow_downloads=config.allow_downloads)
-            done[dense_fp] = evaluate_dense(model, task, [int(dim) for dim in dims], spec,
-                                            batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb,
-                                            encode_settings=config.encode)
+            done[dense_fp] = evaluate_dense(model_vectors(by_label[label], config, cache), task,
+                                            [int(dim) for dim in dims], spec,
+                                            batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb)
         if not done[bm25_fp].rankings:
             done[bm25_fp] = evaluate_bm25(task, spec, budget_mb=config.eval.score_block_mb)
         result = evaluate_hybrid(task, done[dense_fp], done[bm25_fp], spec, k=config.eval.rrf_k)
@@ -219,14 +232,17 @@ def evaluate_task(
     *,
     previous: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
+    cache: VectorCache | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Evaluate every model on ``task``; returns the nested metrics (with ``meta``) and the reused labels.
 
     ``previous`` is an earlier metrics.json: models found there (under any label) with
     the same corpus, queries, metric settings and weights are reused, not re-encoded.
+    ``cache`` holds the vectors (default: none kept); texts it has are not encoded again.
     """
     from tqdm.auto import tqdm
 
+    cache = cache if cache is not None else VectorCache.disabled()
     task.validate(task.name)
     spec = MetricSpec.from_config(config.eval)
     graded = task.graded
@@ -256,10 +272,14 @@ def evaluate_task(
         else:
             _say(f"eval: {model_spec.label}: encoding {len(task.queries):,} queries and {len(task.corpus):,} documents "
                  f"({model_spec.location})")
-            model = load_dense(model_spec.location, allow_downloads=config.allow_downloads)
-            dims = matryoshka_dims(config, embedding_dim(model))
-            result = evaluate_dense(model, task, dims, spec, batch_size=config.eval.batch_size,
-                                    budget_mb=budget, graded=graded, encode_settings=config.encode)
+            vectors = model_vectors(model_spec, config, cache)
+            before = cache.encoded, cache.reused
+            dims = matryoshka_dims(config, vectors.dim)
+            result = evaluate_dense(vectors, task, dims, spec, batch_size=config.eval.batch_size,
+                                    budget_mb=budget, graded=graded)
+            if cache.enabled:
+                encoded, found = cache.encoded - before[0], cache.reused - before[1]
+                _say(f"eval: {model_spec.label}: {encoded:,} texts encoded, {found:,} from the vector cache")
         if model_spec.label not in reused:
             _say(f"eval: {model_spec.label}: {_headline(result.metrics, config.eval.main_metric)} in {result.seconds:.0f}s")
         done[fingerprint] = result
@@ -275,7 +295,7 @@ def evaluate_task(
             "seconds": round(result.seconds, 3),
         }
     for label, location, fingerprint, result, was_reused in _hybrids(
-        task, specs, config, spec, done, fingerprints, previous, hashes
+        task, specs, config, spec, done, fingerprints, previous, hashes, cache
     ):
         reused += [label] if was_reused else []
         by_label[label] = result

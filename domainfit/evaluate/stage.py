@@ -28,6 +28,7 @@ from ..config import RunConfig
 from ..errors import ArtifactError, EvaluationError, SplitError
 from ..splits import Splits, ensure_splits, leaked_chunks
 from ..tracking import flat_metrics, log_final_metrics
+from ..vectors import VectorCache, default_cache_dir, run_cache
 from . import render
 from .candidates import ModelSpec, candidate_models
 from .engine import evaluate_task
@@ -61,6 +62,7 @@ class EvalResult:
     warnings: list[str] = field(default_factory=list)
     verdict: Verdict | None = None
     human_metrics: dict[str, Any] | None = None
+    vector_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -127,6 +129,9 @@ class EvalResult:
             lines.append(_summary_line(metrics, title))
         if not evidence and self.metrics:
             lines.append(_summary_line(self.metrics, "eval"))
+        if self.vector_counts.get("texts_encoded") or self.vector_counts.get("texts_reused"):
+            lines.append(f"vectors: {self.vector_counts['texts_encoded']:,} texts encoded, "
+                         f"{self.vector_counts['texts_reused']:,} from the vector cache")
         lines.append(f"report: {self.eval_dir / 'report.md'}")
         advice = self.advice()
         if advice:
@@ -179,14 +184,14 @@ class _Evidence:
 
 
 def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], config: RunConfig, *,
-            stage: str, warnings: Sequence[str] = ()) -> EvalResult:
+            stage: str, cache: VectorCache, warnings: Sequence[str] = ()) -> EvalResult:
     with stage_run(target.ensure(), stage, config_hash=config.stage_hash(stage)) as record:
         done: dict[str, dict[str, Any]] = {}
         files: dict[str, Path] = {}
         reused: list[str] = []
         for item in evidence:
             metrics, reused_here = evaluate_task(item.task, specs, config, previous=_previous_metrics(item.eval_dir),
-                                                 meta=item.meta)
+                                                 meta=item.meta, cache=cache)
             written = render.write_reports(item.eval_dir, metrics)
             prefix = "" if item.eval_dir == target.eval_dir else f"{item.eval_dir.name}_"
             files.update({f"{prefix}{key}": path for key, path in written.items()})
@@ -197,8 +202,12 @@ def _finish(target: RunDir, evidence: list[_Evidence], specs: list[ModelSpec], c
                             warnings=list(warnings), human_metrics=done.get("human"))
         result.verdict = judge(result.headline, evidence=result.evidence)
         files["report"] = _write_main_report(target.eval_dir, result)
-        record.counts.update(result.counts())
-        record.details.update({"labels": result.labels(), "main_table": result.markdown()})
+        result.vector_counts = cache.counts()
+        record.counts.update({**result.counts(), **cache.counts()})
+        record.details.update({"labels": result.labels(), "main_table": result.markdown(),
+                               "vector_cache": str(cache.root) if cache.enabled else None})
+        if cache.rebuilt:
+            record.details["vector_cache_rebuilt"] = cache.rebuilt
         if warnings:
             record.details["warnings"] = list(warnings)
         if result.verdict is not None:
@@ -236,6 +245,7 @@ def run_evaluation(
     labels: Sequence[str] | None = None,
     include_finetuned: bool = True,
     queries: str | Path | None = None,
+    cache: VectorCache | None = None,
 ) -> EvalResult:
     """Evaluate the run's held-out test queries (and real queries, if given) against all of its chunks.
 
@@ -249,6 +259,10 @@ def run_evaluation(
     ``queries`` (default ``eval.queries``) is a JSONL file of real queries judged by
     document (see :mod:`.queries`); they go to ``eval/queries/`` and are the headline.
     With real queries, a run without synthetic test pairs is evaluated on those alone.
+
+    Vectors come from ``cache`` (default: the run's ``RUN/vectors``, where mining left
+    the base model's chunk vectors; none kept when ``vector_cache = false``), so the
+    baseline encodes only its queries.
     """
     from ..models import enforce_offline
 
@@ -277,7 +291,8 @@ def run_evaluation(
         warnings.append(f"synthetic test split not evaluated: {error}")
     evidence += [item for item in (human, real) if item is not None]
     stage = "eval" if include_finetuned else "baseline"
-    return _finish(target, evidence, specs, config, stage=stage, warnings=warnings)
+    cache = cache if cache is not None else run_cache(run, config)
+    return _finish(target, evidence, specs, config, stage=stage, cache=cache, warnings=warnings)
 
 
 def _human_evidence(run: RunDir, chunks, target: RunDir) -> _Evidence | None:
@@ -364,11 +379,14 @@ def evaluate_beir(
     *,
     models: Sequence[str] = (),
     split: str = "test",
+    cache: VectorCache | None = None,
 ) -> EvalResult:
     """Evaluate models on a BEIR folder (human-written queries); writes ``OUT/eval/``.
 
     Models: ``base`` (``config.base_model``, or a ``--model`` labelled base such as
-    ``minilm``), each of ``models``, and ``bm25`` if ``eval.bm25``.
+    ``minilm``), each of ``models``, and ``bm25`` if ``eval.bm25``. Vectors are kept in
+    ``cache`` (default: :func:`~domainfit.vectors.default_cache_dir`), so a second call
+    with the same models and corpus encodes only what changed.
     """
     from ..models import enforce_offline
     from .beir import load_beir
@@ -378,4 +396,6 @@ def evaluate_beir(
     specs = candidate_models(config, models)
     meta = {"source": f"BEIR folder {beir_dir} (qrels/{split}.tsv)", "split": None,
             "leak_check": {"status": "not applicable (human-written queries)", "leaked_chunks": 0}}
-    return _finish(out, [_Evidence(task, out.eval_dir, meta)], specs, config, stage="eval")
+    if cache is None:
+        cache = VectorCache(default_cache_dir()) if config.vector_cache else VectorCache.disabled()
+    return _finish(out, [_Evidence(task, out.eval_dir, meta)], specs, config, stage="eval", cache=cache)

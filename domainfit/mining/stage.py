@@ -22,9 +22,9 @@ import numpy as np
 
 from .. import models
 from ..artifacts import Chunk, Pair, RunDir, normalize_text, read_chunks, stage_run, write_parquet
-from ..config import EncodeConfig, MiningConfig, RunConfig
-from ..encoding import Encoder, encode
+from ..config import MiningConfig, RunConfig
 from ..errors import MiningError
+from ..vectors import ModelVectors, VectorCache, run_cache
 from .index import AnnReport, ChunkIndex, IndexUpdate, chunk_ref
 from .mine import MiningOutcome, check_window, mine_negatives
 from .negatives import Exclusions
@@ -87,18 +87,31 @@ class MiningResult:
         return "\n".join(lines)
 
 
+def _encoder(vectors: ModelVectors, kind: str):
+    """texts -> unit float32 vectors through the run's vector cache (raw vectors are kept there)."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        raw = vectors.encode(texts, kind)
+        norms = np.linalg.norm(raw, axis=1, keepdims=True)
+        return (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+    return encode
+
+
 def run_mining(
     run: RunDir,
     config: RunConfig,
     *,
     progress: bool = True,
     model: "SentenceTransformer | None" = None,
+    cache: VectorCache | None = None,
 ) -> MiningResult:
     """Mine negatives for the run's train and val pairs into ``triplets.parquet``.
 
     Writes the default split first if the run has none (so the test chunks are
     known and never become negatives). ``model`` overrides ``config.base_model``
-    (it must be that model: its identity keys the index).
+    (it must be that model: its identity keys the index). Chunk and question vectors
+    go through ``cache`` (default ``RUN/vectors``), where the baseline eval finds them.
 
     Example::
 
@@ -112,12 +125,15 @@ def run_mining(
     started = time.perf_counter()
     with stage_run(run, "mine", config_hash=config.stage_hash("mine")) as record:
         split_of = ensure_splits(run, config.split).split_of()
-        if model is None:
-            model = models.load_model(config.base_model, allow_downloads=config.allow_downloads)
-        index, update = _synced_index(run, config, model, list(chunk_by_id.values()), progress)
-        mined_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) in ("train", "val")]
-        outcome = _mine_pairs(index, model, mined_pairs, pairs, split_of, chunk_by_id, config.mining, progress,
-                              config.encode)
+        cache = cache if cache is not None else run_cache(run, config)
+        location = models.resolve(config.base_model, allow_downloads=config.allow_downloads)
+        vectors = ModelVectors(cache, location, model=model, batch_size=config.mining.batch_size,
+                               load=lambda: models.load_model(config.base_model, allow_downloads=config.allow_downloads),
+                               settings=config.encode, query_settings=config.encode)
+        with vectors:  # one encoding pool (if [encode] asks for one) for every slice of chunks and the questions
+            index, update = _synced_index(run, config, vectors, list(chunk_by_id.values()), progress)
+            mined_pairs = [pair for pair in pairs if split_of.get(pair.pair_id) in ("train", "val")]
+            outcome = _mine_pairs(index, vectors, mined_pairs, pairs, split_of, chunk_by_id, config.mining, progress)
         mined = [
             MinedPair(
                 pair_id=pair.pair_id,
@@ -147,7 +163,7 @@ def run_mining(
             stats=outcome.stats,
             seconds=time.perf_counter() - started,
         )
-        record.counts = result.counts()
+        record.counts = {**result.counts(), **cache.counts()}
         record.details = {
             **outcome.stats.as_details(),
             "index": {**update.__dict__, "ann": index.ann},
@@ -177,14 +193,12 @@ def _read_inputs(run: RunDir) -> tuple[dict[str, Chunk], list[Pair]]:
 
 
 def _synced_index(
-    run: RunDir, config: RunConfig, model: "SentenceTransformer", chunks: list[Chunk], progress: bool
+    run: RunDir, config: RunConfig, vectors: ModelVectors, chunks: list[Chunk], progress: bool
 ) -> tuple[ChunkIndex, IndexUpdate]:
     """``RUN/index/`` for this model, with every chunk embedded (changed ones only) and the ANN index if due."""
-    model_id = models.model_fingerprint(models.resolve(config.base_model, allow_downloads=config.allow_downloads))
-    index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=models.embedding_dim(model))
-    with Encoder(model, kind="document", batch_size=config.mining.batch_size, settings=config.encode,
-                 progress=False) as encoder:
-        update = index.sync(chunks, encoder, progress=progress)
+    model_id = models.model_fingerprint(vectors.location)
+    index, rebuilt = ChunkIndex.open(run.index_dir, model_id=model_id, dim=vectors.dim)
+    update = index.sync(chunks, _encoder(vectors, "document"), progress=progress)
     update.rebuilt = rebuilt
     index.ensure_ann(config.mining)
     return index, update
@@ -192,14 +206,13 @@ def _synced_index(
 
 def _mine_pairs(
     index: ChunkIndex,
-    model: "SentenceTransformer",
+    vectors: ModelVectors,
     mined_pairs: list[Pair],
     pairs: list[Pair],
     split_of: dict[str, str],
     chunk_by_id: dict[str, Chunk],
     mining: MiningConfig,
     progress: bool,
-    encode_settings: EncodeConfig,
 ) -> MiningOutcome:
     """Encode each distinct question once and mine its pair's negatives.
 
@@ -211,8 +224,7 @@ def _mine_pairs(
         positives_of_question[normalize_text(pair.query)].add(pair.chunk_id)
     questions = list(dict.fromkeys(pair.query for pair in mined_pairs))
     question_vectors = (
-        encode(model, questions, kind="query", batch_size=mining.batch_size, settings=encode_settings,
-               progress=progress)
+        _encoder(vectors, "query")(questions)
         if questions
         else np.zeros((0, index.dim), np.float32)
     )
