@@ -54,6 +54,9 @@ EncodeFn = Callable[[list[str]], Any]
 KINDS = ("query", "document")
 _TAKE_BATCH = 8192
 
+totals = {"texts_encoded": 0, "texts_reused": 0}
+"""Texts encoded and found by every cache of this process (what a benchmark of a whole pipeline counts)."""
+
 
 @dataclass(frozen=True)
 class EncoderKey:
@@ -175,6 +178,8 @@ class VectorCache:
             found.update((row_key, (vector, ms)) for row_key, vector in zip(missing, vectors))
         self.encoded += len(missing)
         self.reused += len(distinct) - len(missing)
+        totals["texts_encoded"] += len(missing)
+        totals["texts_reused"] += len(distinct) - len(missing)
         self.last_ms_per_text = float(np.mean([found[row_key][1] for row_key in distinct])) if distinct else 0.0
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)

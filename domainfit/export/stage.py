@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..artifacts import RunDir, read_chunks, read_json, replace_dir, stage_run, write_json, write_text
 from ..config import RunConfig
-from ..encoding import encode
 from ..errors import ArtifactError, ConfigError
+from ..vectors import ModelVectors, VectorCache, run_cache
 from .dims import check_export_dim
 from .measure import measure_model
 from .onnx import export_onnx, load_onnx, onnx_unavailable
@@ -53,6 +55,7 @@ class ExportResult:
     measurements: dict[str, dict[str, float]] = field(default_factory=dict)
     test_queries: int = 0
     seconds: float = 0.0
+    vector_counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def model_dir(self) -> Path:
@@ -63,7 +66,8 @@ class ExportResult:
         return self.export_dir / "lancedb"
 
     def counts(self) -> dict[str, Any]:
-        return {"rows": self.rows, "dim": self.dim, "model_dim": self.model_dim, "test_queries": self.test_queries}
+        return {"rows": self.rows, "dim": self.dim, "model_dim": self.model_dim, "test_queries": self.test_queries,
+                **self.vector_counts}
 
     def summary(self) -> str:
         lines = [
@@ -125,15 +129,16 @@ def _write_export(run: RunDir, config: RunConfig, model, target: Path, *, dim: i
     model.save(str(target / "model"))
     _append_card(target / "model" / "README.md", dim, model_dim, settings.table)
     chunks = read_chunks(run.chunks)
-    vectors = encode(model, [chunk.text for chunk in chunks], kind="document", batch_size=settings.batch_size,
-                     settings=config.encode, progress=progress and len(chunks) >= 2000)
+    cache = run_cache(run, config)
+    vectors = _chunk_vectors(cache, run, config, model, [chunk.text for chunk in chunks], dim=dim, progress=progress)
     quantized, quantization = None, None
     if settings.quantize != "none":
         values, quantization = quantize_vectors(vectors, settings.quantize)
         quantized = (settings.quantize, values)
     facts = write_chunk_table(target / "lancedb", settings.table, chunk_rows(chunks, vectors, quantized), dim=dim,
                               ann_min_rows=settings.ann_min_rows)
-    result = ExportResult(target, dim, model_dim, facts["rows"], settings.table, settings.quantize, facts["ann_index"])
+    result = ExportResult(target, dim, model_dim, facts["rows"], settings.table, settings.quantize, facts["ann_index"],
+                          vector_counts=cache.counts())
     if settings.onnx:
         result.onnx_files = export_onnx(target / "model")
     test = _test_set(run, chunks)
@@ -150,6 +155,26 @@ def _write_export(run: RunDir, config: RunConfig, model, target: Path, *, dim: i
         "source_model": str(run.model_dir),
     })
     return result
+
+
+def _chunk_vectors(cache: VectorCache, run: RunDir, config: RunConfig, model, texts: list[str], *, dim: int,
+                   progress: bool) -> np.ndarray:
+    """Unit vectors at ``dim`` from the run's vector cache (the eval stage left the fine-tuned model's there).
+
+    The cache holds full-dim vectors, so the model's ``truncate_dim`` is lifted while
+    the missing ones are encoded; the export dim is their first ``dim`` coordinates,
+    renormalised, which is what ``truncate_dim`` + ``normalize_embeddings`` gives.
+    """
+    truncate_dim, model.truncate_dim = model.truncate_dim, None
+    try:
+        with ModelVectors(cache, run.model_dir, model=model, batch_size=config.export.batch_size,
+                          settings=config.encode, progress=progress and len(texts) >= 2000) as vectors:
+            full = vectors.encode(texts, "document")
+    finally:
+        model.truncate_dim = truncate_dim
+    sliced = full[:, :dim]
+    norms = np.linalg.norm(sliced, axis=1, keepdims=True)
+    return (sliced / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 def _trained_dims(run: RunDir) -> list[int]:

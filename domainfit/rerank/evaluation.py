@@ -24,7 +24,6 @@ import time
 from typing import Mapping, Sequence
 
 from ..config import EncodeConfig
-from ..encoding import encode
 
 Ranking = dict[str, list[tuple[str, float]]]  # query id -> [(chunk id, score)], best first
 
@@ -35,24 +34,38 @@ def dense_candidates(
 ) -> tuple[Ranking, float]:
     """Top-``k`` chunks per query by cosine, and the milliseconds per query (encode + search).
 
-    The corpus is encoded as ``encode_settings`` says; the queries in this process (timed).
+    ``model`` is a SentenceTransformer or a :class:`~domainfit.vectors.ModelVectors`
+    (texts its cache holds are not encoded again; a cached query counts the encode time
+    measured when it was encoded). A corpus to encode goes as ``encode_settings`` (or the
+    ModelVectors' settings) say; queries in this process (timed).
     """
     import torch
     from sentence_transformers.util import semantic_search
 
-    home = model.device
+    from ..vectors import ModelVectors, VectorCache
+
+    vectors = model if isinstance(model, ModelVectors) else ModelVectors(
+        VectorCache.disabled(), model=model, batch_size=batch_size, settings=encode_settings)
     corpus_ids = list(corpus)
-    corpus_vectors = torch.from_numpy(encode(model, [corpus[cid] for cid in corpus_ids], kind="document",
-                                             batch_size=batch_size, settings=encode_settings)).to(home)
+    corpus_vectors = _unit(vectors.encode([corpus[cid] for cid in corpus_ids], "document"))
     query_ids = list(queries)
+    query_vectors = _unit(vectors.encode([queries[qid] for qid in query_ids], "query"))
+    encode_ms = vectors.cache.last_ms_per_text
     started = time.perf_counter()
-    query_vectors = torch.from_numpy(encode(model, [queries[qid] for qid in query_ids], kind="query",
-                                            batch_size=batch_size)).to(home)
-    hits = semantic_search(query_vectors, corpus_vectors, top_k=min(k, len(corpus_ids)))
-    ms = (time.perf_counter() - started) * 1000 / max(1, len(query_ids))
+    device = vectors.model.device if vectors.model_loaded else "cpu"
+    hits = semantic_search(torch.from_numpy(query_vectors).to(device), torch.from_numpy(corpus_vectors).to(device),
+                           top_k=min(k, len(corpus_ids)))
+    ms = encode_ms + (time.perf_counter() - started) * 1000 / max(1, len(query_ids))
     ranking = {qid: [(corpus_ids[hit["corpus_id"]], float(hit["score"])) for hit in found]
                for qid, found in zip(query_ids, hits)}
     return ranking, ms
+
+
+def _unit(vectors):
+    import numpy as np
+
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 def rerank_candidates(

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..artifacts import RunDir, normalize_text, read_chunks, replace_dir, stage_run, write_json, write_text
 from ..config import RunConfig
+from ..vectors import ModelVectors, run_cache
 
 from .data import choose_loss, rerank_rows, reranking_samples
 from .evaluation import dense_candidates, pool_by_document, ranking_metrics, rerank_candidates
@@ -83,7 +84,7 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
     negatives and says so (run ``domainfit mine`` for hard ones).
     """
     from ..splits import ensure_splits
-    from ..models import enforce_offline, load_model, resolve_cross_encoder
+    from ..models import enforce_offline, load_model, resolve, resolve_cross_encoder
     from ..review import reviewed_pairs
     from ..tracking import check_tracker, flat_metrics, log_final_metrics, trainer_reporting
     from ..triplets import read_negatives
@@ -112,7 +113,10 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
                   "test_queries": len(split_pairs["test"]), "corpus_chunks": len(chunks)}
 
         relevant_of = _same_text(chunks)
-        base_encoder = load_model(config.base_model, allow_downloads=config.allow_downloads)
+        cache = run_cache(run, config)
+        base_encoder = ModelVectors(cache, resolve(config.base_model, allow_downloads=config.allow_downloads),
+                                    load=lambda: load_model(config.base_model, allow_downloads=config.allow_downloads),
+                                    batch_size=config.eval.batch_size, settings=config.encode)
         samples = None
         if settings.validation and split_pairs["val"]:
             queries, relevant = _questions(split_pairs["val"], relevant_of)
@@ -141,7 +145,7 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
                           flat_metrics({row["setup"]: {k: v for k, v in row.items() if k != "setup"}
                                         for row in result.metrics.get("rows", [])}, "rerank"))
         result.seconds = round(time.perf_counter() - started, 2)
-        record.counts.update(counts)
+        record.counts.update({**counts, **cache.counts()})
         record.details.update({"loss": LOSS_NAMES[loss], "loss_note": note, "fresh_head": fresh_head,
                                "best_val_ndcg_at_10": best, "main_table": result.table()})
     return result
@@ -187,7 +191,8 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpu
         return {"meta": meta, "rows": []}
     encoders = {"base": base_encoder}
     if (run.model_dir / "modules.json").exists():
-        encoders["finetuned"] = load_model(run.model_dir)
+        encoders["finetuned"] = ModelVectors(base_encoder.cache, run.model_dir, load=lambda: load_model(run.model_dir),
+                                             batch_size=config.eval.batch_size, settings=config.encode)
     rerankers = {}
     if base_reranker is not None:
         rerankers["base reranker"] = CrossEncoder(base_reranker, max_length=settings.max_length)
