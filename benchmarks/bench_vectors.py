@@ -89,8 +89,8 @@ def pipeline(out: Path) -> dict:
     return results
 
 
-def _eval_beir(out: Path, cache: Path) -> tuple[float, dict, dict]:
-    command = [sys.executable, "-m", "domainfit.cli", "eval", "--beir", str(CRANFIELD), "--model", "minilm",
+def _eval_beir(beir: Path, out: Path, cache: Path) -> tuple[float, dict, dict]:
+    command = [sys.executable, "-m", "domainfit.cli", "eval", "--beir", str(beir), "--model", "minilm",
                "--out", str(out), "--cache", str(cache)]
     started = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -101,15 +101,15 @@ def _eval_beir(out: Path, cache: Path) -> tuple[float, dict, dict]:
     return seconds, {label: rows for label, rows in metrics.items() if label != "meta"}, counts
 
 
-def beir_twice(out: Path) -> dict:
+def beir_twice(out: Path, beir: Path = CRANFIELD) -> dict:
     """(b): the same `eval --beir` in two fresh processes sharing one vector cache."""
-    if not CRANFIELD.exists():
-        raise SystemExit(f"Cranfield not found at {CRANFIELD}")
+    if not beir.exists():
+        raise SystemExit(f"BEIR folder not found at {beir}")
     cache = out / "beir-cache"
     for path in (cache, out / "beir-first", out / "beir-second"):
         shutil.rmtree(path, ignore_errors=True)
-    first_s, first, first_counts = _eval_beir(out / "beir-first", cache)
-    second_s, second, second_counts = _eval_beir(out / "beir-second", cache)
+    first_s, first, first_counts = _eval_beir(beir, out / "beir-first", cache)
+    second_s, second, second_counts = _eval_beir(beir, out / "beir-second", cache)
     identical = first == second
     ratio = first_s / second_s
     print(f"  first call : {first_s:6.1f}s, {first_counts['texts_encoded']} texts encoded", flush=True)
@@ -127,12 +127,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench-vectors")
     parser.add_argument("--only", choices=["pipeline", "beir"])
+    parser.add_argument("--beir", type=Path, default=CRANFIELD, help="the BEIR folder of (b)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {}
     if args.only in (None, "beir"):
-        print("(b) eval --beir on Cranfield (225 queries, 1,400 abstracts), base MiniLM + BM25, twice", flush=True)
-        results["beir"] = beir_twice(args.out)
+        print(f"(b) eval --beir {args.beir} (Cranfield: 225 queries, 1,400 abstracts), base MiniLM + BM25, twice",
+              flush=True)
+        results["beir"] = beir_twice(args.out, args.beir)
     if args.only in (None, "pipeline"):
         print("(a) pipeline on data/sample (configs/demo.toml + rerank), then export", flush=True)
         results["pipeline"] = pipeline(args.out)

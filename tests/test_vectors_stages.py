@@ -31,7 +31,7 @@ def test_second_eval_beir_encodes_nothing_and_scores_the_same(tmp_path, capsys):
     second = _eval_beir(beir, tmp_path / "second", "--cache", str(cache))  # a new --out: no metrics to reuse
     assert _counts(tmp_path / "second")["texts_encoded"] == 0
     assert _counts(tmp_path / "second")["texts_reused"] == texts
-    assert "vectors: 0 texts encoded" in capsys.readouterr().out
+    assert "eval: base: 0 texts encoded" in capsys.readouterr().err
     assert {label: second[label] for label in DENSE_LABELS} == {label: first[label] for label in DENSE_LABELS}
     latency = [metrics["meta"]["latency_ms_per_query"]["base"]["384"]["encode"] for metrics in (first, second)]
     assert latency[0] > 0 and abs(latency[0] - latency[1]) < 1e-3  # a cached query keeps its measured cost

@@ -83,9 +83,11 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
         raise EvaluationError(f"model similarity {similarity!r} is not supported; use a cosine or dot model")
     graded = task.graded if graded is None else graded
     started = time.perf_counter()
-    queries = torch.from_numpy(vectors.encode(task.queries, "query"))
+    query_array = vectors.encode(task.queries, "query")
     encode_ms = vectors.cache.last_ms_per_text
-    corpus = torch.from_numpy(vectors.encode(task.corpus, "document"))
+    corpus_array = vectors.encode(task.corpus, "document")
+    device = vectors.model.device if vectors.model_loaded else "cpu"  # score where the model runs (a GPU)
+    queries, corpus = torch.from_numpy(query_array).to(device), torch.from_numpy(corpus_array).to(device)
     relevant = _relevance_by_index(task)
     results, latency, rankings = {}, {}, {}
     for dim in dims:

@@ -129,9 +129,6 @@ class EvalResult:
             lines.append(_summary_line(metrics, title))
         if not evidence and self.metrics:
             lines.append(_summary_line(self.metrics, "eval"))
-        if self.vector_counts.get("texts_encoded") or self.vector_counts.get("texts_reused"):
-            lines.append(f"vectors: {self.vector_counts['texts_encoded']:,} texts encoded, "
-                         f"{self.vector_counts['texts_reused']:,} from the vector cache")
         lines.append(f"report: {self.eval_dir / 'report.md'}")
         advice = self.advice()
         if advice:
