@@ -83,9 +83,13 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
         raise EvaluationError(f"model similarity {similarity!r} is not supported; use a cosine or dot model")
     graded = task.graded if graded is None else graded
     started = time.perf_counter()
-    query_array = vectors.encode(task.queries, "query")
-    encode_ms = vectors.cache.last_ms_per_text
-    corpus_array = vectors.encode(task.corpus, "document")
+    try:
+        query_array = vectors.encode(task.queries, "query")
+        encode_ms = vectors.cache.last_ms_per_text
+        corpus_array = vectors.encode(task.corpus, "document")
+    finally:
+        if vectors is not model:
+            vectors.close()
     device = vectors.model.device if vectors.model_loaded else "cpu"  # score where the model runs (a GPU)
     queries, corpus = torch.from_numpy(query_array).to(device), torch.from_numpy(corpus_array).to(device)
     relevant = _relevance_by_index(task)
@@ -175,9 +179,9 @@ def _hybrids(task: RetrievalTask, specs: Sequence[ModelSpec], config: RunConfig,
             yield label + render.HYBRID_SUFFIX, f"{label} + bm25 (RRF)", fingerprint, result, True
             continue
         if not done[dense_fp].rankings:
-            done[dense_fp] = evaluate_dense(model_vectors(by_label[label], config, cache), task,
-                                            [int(dim) for dim in dims], spec,
-                                            batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb)
+            with model_vectors(by_label[label], config, cache) as vectors:
+                done[dense_fp] = evaluate_dense(vectors, task, [int(dim) for dim in dims], spec,
+                                                batch_size=config.eval.batch_size, budget_mb=config.eval.score_block_mb)
         if not done[bm25_fp].rankings:
             done[bm25_fp] = evaluate_bm25(task, spec, budget_mb=config.eval.score_block_mb)
         result = evaluate_hybrid(task, done[dense_fp], done[bm25_fp], spec, k=config.eval.rrf_k)
@@ -274,11 +278,11 @@ def evaluate_task(
         else:
             _say(f"eval: {model_spec.label}: encoding {len(task.queries):,} queries and {len(task.corpus):,} documents "
                  f"({model_spec.location})")
-            vectors = model_vectors(model_spec, config, cache)
             before = cache.encoded, cache.reused
-            dims = matryoshka_dims(config, vectors.dim)
-            result = evaluate_dense(vectors, task, dims, spec, batch_size=config.eval.batch_size,
-                                    budget_mb=budget, graded=graded)
+            with model_vectors(model_spec, config, cache) as vectors:
+                dims = matryoshka_dims(config, vectors.dim)
+                result = evaluate_dense(vectors, task, dims, spec, batch_size=config.eval.batch_size,
+                                        budget_mb=budget, graded=graded)
             if cache.enabled:
                 encoded, found = cache.encoded - before[0], cache.reused - before[1]
                 _say(f"eval: {model_spec.label}: {encoded:,} texts encoded, {found:,} from the vector cache")

@@ -46,11 +46,14 @@ def dense_candidates(
 
     vectors = model if isinstance(model, ModelVectors) else ModelVectors(
         VectorCache.disabled(), model=model, batch_size=batch_size, settings=encode_settings)
-    corpus_ids = list(corpus)
-    corpus_vectors = _unit(vectors.encode([corpus[cid] for cid in corpus_ids], "document"))
-    query_ids = list(queries)
-    query_vectors = _unit(vectors.encode([queries[qid] for qid in query_ids], "query"))
-    encode_ms = vectors.cache.last_ms_per_text
+    corpus_ids, query_ids = list(corpus), list(queries)
+    try:
+        corpus_vectors = _unit(vectors.encode([corpus[cid] for cid in corpus_ids], "document"))
+        query_vectors = _unit(vectors.encode([queries[qid] for qid in query_ids], "query"))
+        encode_ms = vectors.cache.last_ms_per_text
+    finally:
+        if vectors is not model:
+            vectors.close()
     started = time.perf_counter()
     device = vectors.model.device if vectors.model_loaded else "cpu"
     hits = semantic_search(torch.from_numpy(query_vectors).to(device), torch.from_numpy(corpus_vectors).to(device),

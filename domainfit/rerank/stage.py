@@ -212,6 +212,7 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpu
     for encoder_name, encoder in encoders.items():
         candidates, dense_ms = dense_candidates(encoder, every_query, corpus, k=settings.top_k,
                                                 batch_size=config.eval.batch_size, encode_settings=config.encode)
+        encoder.close()  # its vectors are in the cache; stop an encoding pool, if one started
         add_rows(f"{encoder_name} (dense top {settings.top_k})", candidates, dense_ms)
         for reranker_name, reranker in rerankers.items():
             reranked, rerank_ms = rerank_candidates(reranker, every_query, corpus, candidates,
