@@ -160,7 +160,7 @@ def _write_many(root: str, start: int, barrier) -> None:
 
 
 def test_two_processes_writing_one_cache_both_land_their_rows(tmp_path):
-    context = multiprocessing.get_context("fork")
+    context = multiprocessing.get_context("spawn")  # fresh processes: a forked LanceDB runtime is not safe
     barrier = context.Barrier(2)
     writers = [context.Process(target=_write_many, args=(str(tmp_path), start, barrier)) for start in (0, 60)]
     for writer in writers:
