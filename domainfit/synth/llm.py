@@ -3,12 +3,13 @@
 :class:`LLMClient` wraps ``openai.AsyncOpenAI`` (any OpenAI-compatible endpoint)
 and turns a chunk into a validated :class:`~domainfit.synth.schema.QuestionSet`:
 
-* ``tools`` / ``json`` (instruction-tuned models): instructor fills the schema,
-  re-asking up to ``llm.max_reasks`` times when the answer fails validation.
-  Instructor is handed *our* ``create`` function (``instructor.patch(create=...)``)
-  rather than the client's, because every HTTP attempt has to pass through
+* ``tools`` / ``json`` (instruction-tuned models): instructor's request, parser
+  and reask handlers fill the schema, re-asking up to ``llm.max_reasks`` times when
+  the answer fails validation. The re-ask loop is ours rather than
+  ``instructor.patch``'s, because every HTTP attempt has to pass through
   ``retry.call_with_retries`` (the openai client's own retries are off) and have its
-  token usage counted as it happens — retries and re-asks included.
+  token usage counted as it happens — retries and re-asks included — and because
+  the patched ``create`` redoes its setup on every call (see :class:`_StructuredPlan`).
 * ``completion`` (base models such as the offline Gemma 3 270M): a few-shot prompt
   to ``/v1/completions``; the text is parsed leniently and validated by the same
   pydantic model, a failure being re-sampled like a re-ask.
@@ -234,35 +235,47 @@ def _only_model(base_url: str, config: LLMConfig) -> str:
     raise ConfigError(f"llm.model is not set: pass --llm-model for {base_url}{offered}")
 
 
-@functools.lru_cache(maxsize=32)
-def _instructor_model(model: type[BaseModel]) -> type[BaseModel]:
-    """``model`` wrapped once as instructor's ResponseSchema, so its tool schema is built once.
+@dataclass(frozen=True)
+class _StructuredPlan:
+    """instructor's preparation of one response model for one mode, done once per run.
 
-    instructor wraps a plain pydantic model in a fresh class on every call, which
-    regenerates the JSON schema each time; a pre-wrapped class hits its cache.
+    instructor's patched ``create`` re-walks the model (``reject_async_validators``
+    three times, ``prepare_response_model`` twice) and rebuilds the request on every
+    call: about 1 ms of CPU per request, more than the rest of the client. The
+    schema, the handlers and, in tools mode, the tool parameters do not change
+    between calls, so they are made here once; every attempt still goes through
+    instructor's own request handler (json mode), response parser and reask handler.
     """
+
+    model: type[BaseModel]
+    """The response model as instructor prepared it (its ResponseSchema wrapper)."""
+    handlers: Any
+    tool_params: dict[str, Any] | None
+    """``tools`` / ``tool_choice`` in tools mode (they do not depend on the messages); None otherwise."""
+
+    def request(self, messages: list[dict[str, Any]], **params: Any) -> dict[str, Any]:
+        """The request body for ``messages``, exactly as instructor would send it."""
+        if self.tool_params is not None:
+            return {"messages": list(messages), **params, **self.tool_params}
+        _, request = self.handlers.request_handler(response_model=self.model, kwargs={"messages": messages, **params})
+        return request
+
+
+@functools.lru_cache(maxsize=32)
+def _structured_plan(model: type[BaseModel], mode: Any) -> _StructuredPlan:
     import instructor
+    from instructor.v2.core.providers import Provider
+    from instructor.v2.core.registry import mode_registry
+    from instructor.v2.core.response_model import prepare_response_model
 
     wrap = getattr(instructor, "response_schema", None) or instructor.openai_schema
-    return wrap(model)
-
-
-_RAW_JSON_PARAMS = ("tools", "tool_choice", "response_format")
-
-
-def _raw_json_params(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Send instructor's tool/JSON-schema params as they are, via ``extra_body``.
-
-    They are plain JSON already; the openai client would otherwise walk the whole
-    schema against its typed-dict annotations on every request, which costs more
-    CPU than anything else in a request at high concurrency.
-    """
-    raw = {name: kwargs[name] for name in _RAW_JSON_PARAMS if name in kwargs}
-    if not raw:
-        return kwargs
-    request = {name: value for name, value in kwargs.items() if name not in raw}
-    request["extra_body"] = {**(kwargs.get("extra_body") or {}), **raw}
-    return request
+    prepared = prepare_response_model(wrap(model))
+    handlers = mode_registry.get_handlers(Provider.OPENAI, mode)
+    tool_params = None
+    if mode is instructor.Mode.TOOLS:
+        _, request = handlers.request_handler(response_model=prepared, kwargs={"messages": []})
+        tool_params = {"tools": request["tools"], "tool_choice": request["tool_choice"]}
+    return _StructuredPlan(prepared, handlers, tool_params)
 
 
 def _chat_text(response: Any) -> str:
@@ -329,6 +342,10 @@ def _invalid_detail(error: BaseException) -> str:
             return "not valid JSON"
         current = current.__cause__
     return first_line(error, 300)
+
+
+_BEARER_AUTH: Any = {"security": {"bearer_auth": True}}
+"""Request options that make ``AsyncOpenAI.post`` send the API key, as its typed ``create`` does."""
 
 
 class LLMClient:
@@ -426,36 +443,67 @@ class LLMClient:
         usage: Usage,
         last_raw: list[str],
     ) -> BaseModel:
-        """instructor over our retrying, counting ``create``; raises what instructor raises.
+        """instructor's structured output over our retrying, counting send; raises what instructor raises.
 
-        No validation ``context`` is passed: instructor would render the messages
-        as Jinja templates with it, and chunk text may contain ``{{``.
+        The loop is instructor's (``retry_async_v2``) without its per-call setup:
+        each attempt is parsed by instructor's response parser for the mode; a
+        parse or validation failure is re-asked with instructor's reask messages,
+        up to ``llm.max_reasks`` times; then ``InstructorRetryException`` from the
+        last error, as instructor raises it (a truncated answer raises
+        ``IncompleteOutputException`` at once). No validation ``context`` is
+        passed: instructor would render the messages as Jinja templates with it,
+        and chunk text may contain ``{{``.
         """
         import instructor
-
-        attempts = 0
-
-        async def create(**kwargs: Any) -> Any:
-            nonlocal attempts
-            attempts += 1
-            if attempts > 1:
-                self._note_reask(usage)
-            chars = sum(len(str(message.get("content") or "")) for message in kwargs.get("messages", []))
-            request = _raw_json_params(kwargs)
-            response = await self._send(lambda: self._client.chat.completions.create(**request), usage, chars)
-            last_raw.append(_chat_text(response))
-            return response
+        from instructor.core import (
+            AsyncValidationError,
+            IncompleteOutputException,
+            InstructorRetryException,
+            ResponseParsingError,
+        )
+        from openai.types.chat import ChatCompletion
 
         mode = instructor.Mode.TOOLS if self.endpoint.style is PromptStyle.tools else instructor.Mode.JSON
-        patched = instructor.patch(create=create, mode=mode)
-        return await patched(
-            response_model=_instructor_model(response_model),
-            messages=messages,
-            model=self.endpoint.model,
-            temperature=self.endpoint.temperature,
-            max_tokens=self.endpoint.max_tokens,
-            max_retries=self.config.max_reasks,
+        plan = _structured_plan(response_model, mode)
+        request = plan.request(
+            messages, model=self.endpoint.model, temperature=self.endpoint.temperature, max_tokens=self.endpoint.max_tokens
         )
+        retryable = (ValidationError, json.JSONDecodeError, AsyncValidationError, ResponseParsingError)
+        attempts = 0
+        try:
+            while True:
+                attempts += 1
+                if attempts > 1:
+                    self._note_reask(usage)
+                chars = sum(len(str(message.get("content") or "")) for message in request["messages"])
+                # the body is plain JSON already: posted as it is, it skips the openai
+                # client's walk of it against the typed params (as costly as instructor's setup)
+                response = await self._send(
+                    lambda: self._client.post(
+                        "/chat/completions", body=request, cast_to=ChatCompletion, options=_BEARER_AUTH
+                    ),
+                    usage,
+                    chars,
+                )
+                last_raw.append(_chat_text(response))
+                try:
+                    return plan.handlers.response_parser(
+                        response=response, response_model=plan.model, validation_context=None, strict=True,
+                        stream=False, is_async=True,
+                    )  # fmt: skip
+                except retryable as error:
+                    if attempts > self.config.max_reasks:
+                        raise InstructorRetryException(
+                            str(error), last_completion=response, n_attempts=attempts, total_usage=None,
+                            messages=request["messages"], create_kwargs=request,
+                        ) from error  # fmt: skip
+                    request = plan.handlers.reask_handler(kwargs=request, response=response, exception=error)
+        except (IncompleteOutputException, InstructorRetryException):
+            raise
+        except Exception as error:  # instructor wraps whatever else an attempt raises
+            raise InstructorRetryException(
+                str(error), n_attempts=attempts, total_usage=None, messages=request["messages"], create_kwargs=request
+            ) from error
 
     async def _completion(
         self,
