@@ -144,6 +144,8 @@ class StubRequest:
     """The request body as sent (JSON)."""
     batch_id: str | None = None
     """The batch this request was a line of; None for a live request."""
+    authorization: str = ""
+    """The live request's ``Authorization`` header (how the client sent its API key)."""
 
 
 @dataclass
@@ -376,7 +378,7 @@ class OpenAIStub:
         return good
 
 
-    def reply(self, path: str, body: dict[str, Any], batch_id: str | None = None) -> StubReply:
+    def reply(self, path: str, body: dict[str, Any], batch_id: str | None = None, authorization: str = "") -> StubReply:
         """The scripted answer to one completions request (live, or a line of batch ``batch_id``)."""
         chat = path.rstrip("/").endswith("/chat/completions")
         if chat:
@@ -390,7 +392,7 @@ class OpenAIStub:
         tool_name = tools[0]["function"]["name"] if tools else None
         is_judge = tool_name == "JudgeScore" or "Rate how good" in prompt
         record = self._register(path, "judge" if is_judge else "questions", passage_of(prompt), prompt)
-        record.body, record.batch_id = body, batch_id
+        record.body, record.batch_id, record.authorization = body, batch_id, authorization
         behaviour = Good() if is_judge else self._next_behaviour(record)
         record.behaviour = type(behaviour).__name__
         if self.latency_s and batch_id is None:
@@ -677,7 +679,7 @@ def _handler_class(stub: OpenAIStub) -> type[BaseHTTPRequestHandler]:
         # -- the scripted answer
 
         def _answer(self, body: dict[str, Any]) -> None:
-            reply = stub.reply(self.path, body)
+            reply = stub.reply(self.path, body, authorization=self.headers.get("Authorization", ""))
             if reply.cut == "drop":
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"id\": \"cut")
                 self.wfile.flush()

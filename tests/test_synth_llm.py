@@ -300,6 +300,14 @@ def test_unreachable_endpoint_fails_fast_naming_the_url(tmp_path):
     assert all(not row["done"] for row in read_jsonl(tmp_path / "synth_done.jsonl"))
 
 
+@pytest.mark.parametrize("style", ["tools", "json", "completion"])
+def test_the_api_key_reaches_the_endpoint_as_a_bearer_token(stub_factory, tmp_path, style):
+    stub = stub_factory()
+    generate(stub, make_chunks(["ZX-TURBINE"]), tmp_path / "run", **{"llm.prompt_style": style, "llm.api_key": "sk-test-1"})
+    sent = {request.authorization for request in stub.question_requests()}
+    assert sent == {"Bearer sk-test-1"}
+
+
 def test_a_rejected_api_key_stops_the_run_with_one_line(stub_factory, tmp_path):
     stub = stub_factory(default=ServerError(401))
     with pytest.raises(LLMError, match=r"rejected the API key \(HTTP 401\)"):
