@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -399,6 +400,12 @@ def content_words(text: str) -> frozenset[str]:
     return frozenset(word for word in _words(text) if len(word) > 1 and word not in _FUNCTION_WORDS)
 
 
+@functools.lru_cache(maxsize=256)
+def _example_forms(example: str) -> tuple[str, frozenset[str]]:
+    """An example query normalised and as content words: the same few examples face every question."""
+    return normalize(example), content_words(example)
+
+
 def check_not_prompt_example(question: str, examples: Sequence[str], chunk_text: str | None = None) -> str | None:
     """``'prompt_example'`` when the question is one of the prompt's few-shot examples, or nearly.
 
@@ -419,9 +426,9 @@ def check_not_prompt_example(question: str, examples: Sequence[str], chunk_text:
     words = content_words(question)
     in_chunk = {word.rstrip("s") for word in content_words(chunk_text)} if chunk_text is not None else None
     for example in examples:
-        if key == normalize(example):
+        example_key, theirs = _example_forms(example)
+        if key == example_key:
             return PROMPT_EXAMPLE
-        theirs = content_words(example)
         if not words or not theirs:
             continue
         shared = words & theirs
