@@ -235,6 +235,19 @@ def _only_model(base_url: str, config: LLMConfig) -> str:
     raise ConfigError(f"llm.model is not set: pass --llm-model for {base_url}{offered}")
 
 
+@functools.lru_cache(maxsize=32)
+def _instructor_model(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` wrapped once as instructor's ResponseSchema, so its tool schema is built once.
+
+    instructor wraps a plain pydantic model in a fresh class on every call, which
+    regenerates the JSON schema each time; a pre-wrapped class hits its cache.
+    """
+    import instructor
+
+    wrap = getattr(instructor, "response_schema", None) or instructor.openai_schema
+    return wrap(model)
+
+
 @dataclass(frozen=True)
 class _StructuredPlan:
     """instructor's preparation of one response model for one mode, done once per run.
@@ -268,8 +281,7 @@ def _structured_plan(model: type[BaseModel], mode: Any) -> _StructuredPlan:
     from instructor.v2.core.registry import mode_registry
     from instructor.v2.core.response_model import prepare_response_model
 
-    wrap = getattr(instructor, "response_schema", None) or instructor.openai_schema
-    prepared = prepare_response_model(wrap(model))
+    prepared = prepare_response_model(_instructor_model(model))
     handlers = mode_registry.get_handlers(Provider.OPENAI, mode)
     tool_params = None
     if mode is instructor.Mode.TOOLS:
