@@ -74,6 +74,10 @@ def write_run_report(run: RunDir, config: RunConfig) -> tuple[Path, str]:
     if rerank_table:
         lines += ["## Re-ranking: the bi-encoder's top k, then a cross-encoder", "", rerank_table, "",
                   "Details: [rerank/report.md](rerank/report.md).", ""]
+    from .cost import cost_section
+
+    headline = next(iter(evidence.values()), None)
+    lines += cost_section(manifest, headline, verdict(manifest), config.llm)
     split = manifest.get("split")
     if split:
         lines += ["## Split", "", _bullets(split), ""]

@@ -634,4 +634,5 @@ def _merge(total: GenerationReport, part: GenerationReport) -> None:
     total.pairs += part.pairs
     total.pairs_by_style.update(part.pairs_by_style)
     total.rejects.update(part.rejects)
+    total.judge_usage.add(part.judge_usage)
     total.seconds += part.seconds

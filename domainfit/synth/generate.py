@@ -201,6 +201,8 @@ class GenerationReport:
     pairs_by_style: collections.Counter = field(default_factory=collections.Counter)
     rejects: collections.Counter = field(default_factory=collections.Counter)
     usage: Usage = field(default_factory=Usage)
+    judge_usage: Usage = field(default_factory=Usage)
+    """The LLM judge's share of ``usage`` (``synth.judge``), summed over the judged questions."""
     stopped: str | None = None
     seconds: float = 0.0
 
@@ -363,7 +365,8 @@ class _Generation:
         candidates, rejects = self.checker.screen(chunk, answer.questions, style)
         synth = self.config.synth
         if synth.judge and candidates:
-            candidates = await _judge(chunk, candidates, rejects, self.client, synth.judge_min_score)
+            candidates, judge_usage = await _judge(chunk, candidates, rejects, self.client, synth.judge_min_score)
+            self.report.judge_usage.add(judge_usage)
         pairs, late_rejects = self.checker.admit(chunk, candidates, self.generator)
         return ChunkOutcome(chunk.chunk_id, key, True, pairs, rejects + late_rejects), False
 
@@ -393,11 +396,13 @@ def every_request_failed(failures: collections.Counter, chunks: int, url: str) -
 
 async def _judge(
     chunk: Chunk, candidates: list[Candidate], rejects: list[Reject], client: LLMClient, min_score: int
-) -> list[Candidate]:
-    """Keep the candidates the LLM judge scores at least ``min_score``; reject the rest."""
+) -> tuple[list[Candidate], Usage]:
+    """Keep the candidates the LLM judge scores at least ``min_score``; reject the rest. Also: what judging cost."""
     scores = await asyncio.gather(*(client.judge(chunk.text, c.item.question) for c in candidates))
     kept = []
-    for candidate, (score, _usage) in zip(candidates, scores):
+    spent = Usage()
+    for candidate, (score, usage) in zip(candidates, scores):
+        spent.add(usage)
         if score is None:
             rejects.append(_reject(chunk, candidate.item, JUDGE_FAILED, candidate.style))
         elif score.score < min_score:
@@ -405,4 +410,4 @@ async def _judge(
         else:
             candidate.checks["judge_score"] = score.score
             kept.append(candidate)
-    return kept
+    return kept, spent

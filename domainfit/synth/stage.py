@@ -91,6 +91,10 @@ class SynthResult:
         }
         if self.cost_usd is not None:
             counts["estimated_cost_usd"] = self.cost_usd
+        judge = self.generation.judge_usage
+        if judge.requests:
+            counts.update(judge_requests=judge.requests, judge_prompt_tokens=judge.prompt_tokens,
+                          judge_completion_tokens=judge.completion_tokens)  # fmt: skip
         if self.batch is not None:
             counts["batch_requests"] = self.batch.usage.requests
             counts["batch_polls"] = self.batch.polls
