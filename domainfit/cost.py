@@ -49,7 +49,10 @@ def price_per_point(price: float, base: float, adapted: float) -> float | None:
 
 
 def _money(value: float | None) -> str:
-    return "–" if value is None else f"${value:,.4f}"
+    """Dollars to the cent from $1 up, else to 3 significant digits (LLM prices per run are often fractions of a cent)."""
+    if value is None:
+        return "–"
+    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.3g}"
 
 
 def _minutes(seconds: Any) -> str:

@@ -42,7 +42,7 @@ from domainfit.evaluate import gate  # noqa: E402
 from domainfit.synth.stage import run_synth  # noqa: E402
 from domainfit.testing import OpenAIStub, write_sample_docs  # noqa: E402
 
-PRICES = {"llm.price_per_1k_input": 0.15, "llm.price_per_1k_output": 0.6}
+PRICES = {"llm.price_per_1k_input": 0.00015, "llm.price_per_1k_output": 0.0006}  # gpt-4o-mini's
 FAST_SYNTH = {"synth.roundtrip": "off"}  # no BM25 round trip over the chunks
 
 
@@ -75,6 +75,11 @@ def tokens(requests, kind: str) -> tuple[int, int, int]:
     return len(mine), sum(r.prompt_tokens for r in mine), sum(r.completion_tokens for r in mine)
 
 
+def dollars(cell: str) -> float:
+    """``'$0.00123'`` or ``'**$1.23**'`` -> 0.00123 / 1.23 (the report rounds to 3 significant digits or cents)."""
+    return float(cell.strip("*").removeprefix("$").replace(",", ""))
+
+
 def row(report: str, first_cell: str) -> list[str]:
     line = next(line for line in report.splitlines() if line.startswith(f"| {first_cell} |"))
     return [cell.strip() for cell in line.strip("|").split("|")]
@@ -88,16 +93,20 @@ def test_with_prices_the_report_gives_the_price_and_the_price_per_point_gained(t
     asked, asked_in, asked_out = tokens(requests, "questions")
     judged, judged_in, judged_out = tokens(requests, "judge")
     assert judged > 0
-    price = round((asked_in + judged_in) / 1000 * 0.15 + (asked_out + judged_out) / 1000 * 0.6, 6)  # as synth records it
+    price_in, price_out = PRICES["llm.price_per_1k_input"] / 1000, PRICES["llm.price_per_1k_output"] / 1000
+    price = (asked_in + judged_in) * price_in + (asked_out + judged_out) * price_out
     assert read_manifest(run)["stages"]["synth"]["counts"]["estimated_cost_usd"] == pytest.approx(price, abs=1e-6)
-    assert row(report, "synth: questions")[2:5] == [f"{asked:,}", f"{asked_in:,}", f"{asked_out:,}"]
-    assert row(report, "synth: judge")[2:] == [f"{judged:,}", f"{judged_in:,}", f"{judged_out:,}",
-                                                f"${judged_in / 1000 * 0.15 + judged_out / 1000 * 0.6:,.4f}"]
-    assert row(report, "**total**")[-1] == f"**${price:,.4f}**"
+    questions, judge, total = row(report, "synth: questions"), row(report, "synth: judge"), row(report, "**total**")
+    assert questions[2:5] == [f"{asked:,}", f"{asked_in:,}", f"{asked_out:,}"]
+    assert judge[2:5] == [f"{judged:,}", f"{judged_in:,}", f"{judged_out:,}"]
+    assert dollars(questions[5]) == pytest.approx(asked_in * price_in + asked_out * price_out, rel=5e-3)
+    assert dollars(judge[5]) == pytest.approx(judged_in * price_in + judged_out * price_out, rel=5e-3)
+    assert dollars(total[5]) == pytest.approx(price, rel=5e-3)
 
     gain = metrics["finetuned"]["384"]["ndcg@10"] - metrics["base"]["384"]["ndcg@10"]
     assert "Price per ndcg@10 point gained, on synthetic test questions (optimistic)" in report
-    assert row(report, "384")[3:] == [f"{100 * gain:+.2f}", f"${price / (100 * gain):,.4f}"]
+    gained = row(report, "384")
+    assert gained[3] == f"{100 * gain:+.2f}" and dollars(gained[4]) == pytest.approx(price / (100 * gain), rel=5e-3)
     assert row(report, "64")[-1] == "no gain"
     assert "did not promote" not in report
 
