@@ -17,6 +17,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -109,8 +110,10 @@ def local_ray(*, num_cpus: int = 3, object_store_mb: int = 256) -> Iterator[None
     """A fresh single-machine Ray for the ``with`` block, small and quiet, shut down after.
 
     ``num_cpus`` is Ray's logical count: one per worker plus one for the read tasks.
-    No dashboard; a small object store (blocks stream through it, they need not fit).
+    No dashboard, no usage reporting (offline machines); a small object store (blocks
+    stream through it, they need not fit).
     """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
     ray.init(
