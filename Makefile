@@ -38,7 +38,7 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $@
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) install -q -e ".[local-llm,rag,scale,dev]"
+	$(PIP) install -q -e ".[local-llm,rag,scale,onnx,dev]"
 	touch $@
 
 # The review page's browser test drives Debian's Chromium; install it when missing.

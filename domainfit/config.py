@@ -430,7 +430,7 @@ class ExportConfig(_Section):
     quantize: Literal["none", "int8", "binary"] = Field(
         "none", description="also store int8 or binary (bit-packed, hamming) vectors beside the float ones"
     )
-    onnx: bool = Field(False, description="also write ONNX + int8 dynamic-quantized ONNX (needs sentence-transformers[onnx])")
+    onnx: bool = Field(False, description="also write the encoder as ONNX + int8 dynamic-quantized ONNX, and measure both (needs domainfit[onnx])")
     table: str = Field("chunks", min_length=1, description="LanceDB table name in RUN/export/lancedb")
     ann_min_rows: int = Field(100_000, ge=1, description="tables at least this large get an IVF_PQ index")
     batch_size: int = Field(64, ge=1, description="encoding batch size")

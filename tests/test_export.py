@@ -136,18 +136,6 @@ def test_export_writes_a_model_at_the_dim_and_a_table_llamaindex_and_langchain_s
     assert documents[0].metadata["chunk_id"] == chunk_id and documents[0].page_content == by_id[chunk_id].text
 
 
-def test_onnx_export_says_why_it_cannot_run_here(trained_run):
-    from domainfit.export import run_export
-    from domainfit.export.onnx import onnx_unavailable
-
-    if onnx_unavailable() is None:
-        pytest.skip("the ONNX packages are installed here")
-    config = load_config(overrides={"export.onnx": True}, environ={})
-    with pytest.raises(ConfigError, match=r"--onnx needs sentence-transformers\[onnx\]"):
-        run_export(trained_run, config)
-    assert not trained_run.export_dir.exists()
-
-
 def test_binary_at_a_dim_that_is_not_a_multiple_of_eight_fails(trained_run):
     from domainfit.export import run_export
 

@@ -7,9 +7,10 @@ renamed into place, so a killed export leaves the previous one whole:
 * ``model/`` — the fine-tuned model with ``truncate_dim`` in its config, so plain
   ``SentenceTransformer("RUN/export/model")`` gives vectors of the export dim;
 * ``lancedb/`` — table ``export.table`` (see :mod:`.table` for the columns);
-* ``model/onnx/`` — with ``export.onnx``: ONNX and int8 dynamic-quantized ONNX;
+* ``onnx/`` — with ``export.onnx``: the whole encoder at the export dim as one ONNX
+  graph, its int8 dynamic-quantized copy, and the tokenizer (see :mod:`.onnx`);
 * ``domainfit_export.json`` — dim, counts, table facts, and the speed / NDCG@10 of
-  each exported form on the run's test split.
+  each exported form (PyTorch, ONNX, int8 ONNX) on the run's test split.
 
 Example::
 
@@ -33,8 +34,8 @@ from ..config import RunConfig
 from ..errors import ArtifactError, ConfigError
 from ..vectors import ModelVectors, VectorCache, run_cache
 from .dims import check_export_dim
-from .measure import measure_model
-from .onnx import export_onnx, load_onnx, onnx_unavailable
+from .measure import measure_encoder, measure_model
+from .onnx import OnnxEncoder, export_onnx, onnx_unavailable
 from .table import chunk_rows, quantize_vectors, write_chunk_table
 
 EXPORT_META = "domainfit_export.json"
@@ -65,6 +66,10 @@ class ExportResult:
     def lancedb_dir(self) -> Path:
         return self.export_dir / "lancedb"
 
+    @property
+    def onnx_dir(self) -> Path:
+        return self.export_dir / "onnx"
+
     def counts(self) -> dict[str, Any]:
         return {"rows": self.rows, "dim": self.dim, "model_dim": self.model_dim, "test_queries": self.test_queries,
                 **self.vector_counts}
@@ -77,12 +82,13 @@ class ExportResult:
             + (f", plus {self.quantize} vectors" if self.quantize != "none" else ""),
         ]
         if self.onnx_files:
-            lines.append("  ONNX: " + ", ".join(f"{self.model_dir / name}" for name in self.onnx_files.values()))
+            lines.append("  ONNX: " + ", ".join(f"{self.onnx_dir / name}" for name in self.onnx_files.values()))
         if self.measurements:
-            lines.append(f"  on {self.test_queries} test questions (ndcg@10, mrr@10, chunks/s encoded):")
+            lines.append(f"  on {self.test_queries} test questions:")
+            lines.append(f"    {'form':<10} {'ndcg@10':>8} {'mrr@10':>8} {'chunks/s':>9}")
             for form, values in self.measurements.items():
                 lines.append(
-                    f"    {form:<10} {values['ndcg@10']:.4f}  {values['mrr@10']:.4f}  {values['chunks_per_s']:.1f}"
+                    f"    {form:<10} {values['ndcg@10']:>8.4f} {values['mrr@10']:>8.4f} {values['chunks_per_s']:>9.1f}"
                 )
         return "\n".join(lines)
 
@@ -140,14 +146,15 @@ def _write_export(run: RunDir, config: RunConfig, model, target: Path, *, dim: i
     result = ExportResult(target, dim, model_dim, facts["rows"], settings.table, settings.quantize, facts["ann_index"],
                           vector_counts=cache.counts())
     if settings.onnx:
-        result.onnx_files = export_onnx(target / "model")
+        result.onnx_files = export_onnx(model, target / "onnx", dim=dim)
     test = _test_set(run, chunks)
     if test is not None:
         result.test_queries = len(test[0])
         result.measurements["pytorch"] = measure_model(model, *test, batch_size=settings.batch_size)
         for form, file_name in result.onnx_files.items():
-            onnx_model = load_onnx(target / "model", file_name)
-            result.measurements[form] = measure_model(onnx_model, *test, batch_size=settings.batch_size)
+            encoder = OnnxEncoder(target / "onnx" / file_name)
+            result.measurements[form] = measure_encoder(encoder.encode_query, encoder.encode_document, *test,
+                                                        batch_size=settings.batch_size)
     write_json(target / EXPORT_META, {
         "dim": dim, "model_dim": model_dim, "table": settings.table, "rows": result.rows,
         "columns": facts["columns"], "ann_index": facts["ann_index"], "quantization": quantization,
