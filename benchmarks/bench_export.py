@@ -10,6 +10,7 @@ Run::
 
     .venv/bin/python benchmarks/bench_export.py                  # 600 pairs, dim 128
     .venv/bin/python benchmarks/bench_export.py --pairs 2000 --dim 384
+    .venv/bin/python benchmarks/bench_export.py --threads 1   # and each form again on one thread
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=600, help="financial QA pairs to build the run from")
     parser.add_argument("--dim", type=int, default=128, help="export dim (384, 256, 128 or 64)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="also measure each form again on this many threads (torch and onnxruntime alike)")
     args = parser.parse_args()
 
     from conftest import financial_rows, run_from_rows
@@ -52,6 +55,31 @@ def main() -> int:
         result = run_export(run, config, progress=False)
         print(result.summary())
         print(f"export took {result.seconds:.0f} s on {os.cpu_count()} CPUs")
+        if args.threads:
+            print(f"again on {args.threads} thread(s) each (ndcg@10, chunks/s):")
+            for form, values in _measure_on_threads(run, args.threads, args.batch_size).items():
+                print(f"    {form:<10} {values['ndcg@10']:>8.4f} {values['chunks_per_s']:>9.1f}")
+    return 0
+
+
+def _measure_on_threads(run, threads: int, batch_size: int) -> dict[str, dict[str, float]]:
+    """Each exported form measured with the same thread count, which a loaded machine disturbs less."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from domainfit.artifacts import read_chunks
+    from domainfit.export.measure import measure_encoder, measure_model
+    from domainfit.export.onnx import OnnxEncoder
+    from domainfit.export.stage import _test_set
+
+    test = _test_set(run, read_chunks(run.chunks))
+    torch.set_num_threads(threads)
+    measured = {"pytorch": measure_model(SentenceTransformer(str(run.export_dir / "model"), device="cpu"), *test,
+                                         batch_size=batch_size)}
+    for form, file_name in (("onnx", "model.onnx"), ("onnx-int8", "model_int8.onnx")):
+        encoder = OnnxEncoder(run.export_dir / "onnx" / file_name, threads=threads)
+        measured[form] = measure_encoder(encoder.encode_query, encoder.encode_document, *test, batch_size=batch_size)
+    return measured
     return 0
 
 

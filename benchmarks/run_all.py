@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "rerank": ([], ["--full"]),
     "adapt": (["--max-chunks", "80"], ["--full"]),
     "encode": (["--chunks", "512"], ["--chunks", "4096", "--ray"]),
+    "export": ([], ["--pairs", "2000"]),
 }
 
 

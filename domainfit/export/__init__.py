@@ -2,7 +2,8 @@
 
 ``run_export(run, config)`` writes ``RUN/export/``: ``model/`` (loads with plain
 ``SentenceTransformer(path)`` and gives vectors of the chosen dim), ``lancedb/``
-(a table of every chunk embedded with it) and, with ``export.onnx``, ``onnx/``.
+(a table of every chunk embedded with it) and, with ``export.onnx``, ``onnx/`` (the
+encoder as ONNX and int8 ONNX, loaded by :class:`OnnxEncoder`).
 
 Example::
 
@@ -13,7 +14,11 @@ Example::
 from __future__ import annotations
 
 from .dims import check_export_dim
+from .onnx import OnnxEncoder
 from .stage import ExportResult, run_export
 from .table import chunk_rows, quantize_vectors, write_chunk_table
 
-__all__ = ["ExportResult", "check_export_dim", "chunk_rows", "quantize_vectors", "run_export", "write_chunk_table"]
+__all__ = [
+    "ExportResult", "OnnxEncoder", "check_export_dim", "chunk_rows", "quantize_vectors", "run_export",
+    "write_chunk_table",
+]

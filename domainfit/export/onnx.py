@@ -35,6 +35,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..artifacts import write_json
 from ..errors import ConfigError, first_line
 
 ONNX_META = "domainfit_onnx.json"
@@ -100,7 +101,7 @@ def export_onnx(model, target: Path, *, dim: int) -> dict[str, str]:
         "output": OUTPUT_NAME, "prompts": dict(model.prompts or {}),
         "default_prompt_name": model.default_prompt_name, "files": {"onnx": FP32_FILE, "onnx-int8": INT8_FILE},
     }
-    (target / ONNX_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    write_json(target / ONNX_META, meta)
     return dict(meta["files"])
 
 
