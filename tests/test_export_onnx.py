@@ -29,7 +29,10 @@ TEXTS = [
     "Net income rose by 12 percent, driven by lower interest costs and a one-off gain on the sale of the logistics unit.",
     "word " * 300,  # longer than the tiny model's max_seq_length: truncated as sentence-transformers does
 ]
-INT8_MIN_COSINE = 0.98  # int8 vs fp32 of one text; worst seen: 0.989 on MiniLM, 0.9999 on the tiny model
+# int8 vs fp32, MiniLM at dim 128 over 887 financial chunks and questions: mean 0.992, worst 0.974
+# (0.9999 on the tiny model); the bounds leave room for other CPUs' int8 kernels.
+INT8_MIN_COSINE = 0.95
+INT8_MEAN_COSINE = 0.98
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -77,7 +80,7 @@ def test_int8_copy_is_smaller_and_close_to_fp32(tiny_onnx):
     fp32 = OnnxEncoder(tiny_onnx / "model.onnx").encode(TEXTS)
     int8 = OnnxEncoder(tiny_onnx / "model_int8.onnx").encode(TEXTS)
     assert not np.array_equal(fp32, int8)  # really quantized
-    assert _cosines(fp32, int8).min() > INT8_MIN_COSINE
+    assert _cosines(fp32, int8).min() > INT8_MIN_COSINE and _cosines(fp32, int8).mean() > INT8_MEAN_COSINE
 
 
 def _run_with_model(run: RunDir, model: Path, dims: list[int]) -> RunDir:
@@ -145,7 +148,8 @@ def test_minilm_onnx_export_equals_pytorch_and_int8_stays_close(tiny_run, minilm
     fp32 = OnnxEncoder(run.export_dir / "onnx").encode(texts)
     assert np.abs(fp32 - expected).max() < 1e-5
     int8 = OnnxEncoder(run.export_dir / "onnx" / "model_int8.onnx").encode(texts)
-    assert _cosines(int8, expected).min() > INT8_MIN_COSINE
+    cosines = _cosines(int8, expected)
+    assert cosines.min() > INT8_MIN_COSINE and cosines.mean() > INT8_MEAN_COSINE
     measured = read_json(run.export_dir / "domainfit_export.json")["measurements"]
     assert measured["onnx"]["ndcg@10"] == pytest.approx(measured["pytorch"]["ndcg@10"], abs=1e-3)
     assert measured["onnx-int8"]["ndcg@10"] == pytest.approx(measured["pytorch"]["ndcg@10"], abs=0.05)

@@ -111,7 +111,7 @@ def quantize_int8(source: Path, target: Path, *, large: bool = False) -> None:
     The graph is first pre-processed (``quant_pre_process``: shape inference and
     onnxruntime's graph optimisation). Weights become signed int8 per output channel
     (per-tensor lost up to 0.05 cosine on MiniLM) in 7 bits (``reduce_range``: x86 CPUs
-    without VNNI saturate on full 8-bit weights, and the file may run on any CPU);
+    without VNNI may saturate on full 8-bit weights, and the file may run on any CPU);
     activations are quantized to uint8 at run time.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
