@@ -25,6 +25,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
 
+def cli(*args: str) -> int:
+    """Run the console script in-process, as a user would from a shell; returns its exit code."""
+    from domainfit.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    return exit_info.value.code
+
+
+def llm_config_file(tmp_path: Path, **llm: object) -> Path:
+    """A run.toml with these ``[llm]`` settings (values as TOML-compatible JSON)."""
+    path = tmp_path / "run.toml"
+    path.write_text("[llm]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in llm.items()))
+    return path
+
+
 def financial_rows(limit: int, stride: int = 50, offset: int = 0) -> list[dict]:
     """``limit`` rows with a non-empty context, every ``stride``-th, so many companies appear."""
     path = SHARED_BENCHMARKS / "financial-qa-10k" / "pairs.jsonl"

@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_BENCHMARKS, financial_rows, run_from_rows
-from domainfit.cli import main
+from conftest import SHARED_BENCHMARKS, cli, financial_rows, run_from_rows
 
 CRANFIELD = SHARED_BENCHMARKS / "cranfield"
-
-
-def cli(*args: str) -> int:
-    """Run the console script in-process; returns its exit code."""
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
 
 
 def cranfield_slice(root: Path, n_docs: int = 30) -> Path:

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import financial_rows, run_from_rows
+from conftest import cli, financial_rows, run_from_rows
 from domainfit.artifacts import read_manifest
-from domainfit.cli import main
 from domainfit.config import RunConfig
 from domainfit.evaluate import run_evaluation
 from domainfit.evaluate.gate import judge
@@ -62,12 +61,6 @@ def run_with_worse_model(tmp_path, broken_model):
     run = run_from_rows(tmp_path / "run", financial_rows(40, stride=150))
     run.model_dir.symlink_to(broken_model, target_is_directory=True)
     return run
-
-
-def cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
 
 
 def test_a_worse_adapted_model_is_not_promoted(run_with_worse_model, tmp_path, capsys):

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import financial_rows, run_from_rows
+from conftest import cli, financial_rows, run_from_rows
 from domainfit.artifacts import read_chunks, read_manifest
-from domainfit.cli import main
 from domainfit.config import RunConfig
 from domainfit.errors import EvaluationError
 from domainfit.evaluate import MetricSpec, run_evaluation
@@ -209,12 +208,6 @@ def test_real_queries_alone_when_the_run_has_no_pairs(run, tmp_path):
 
 
 # --------------------------------------------------------------------------- the CLI
-
-
-def cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
 
 
 def test_cli_eval_with_queries_prints_the_real_queries_table_last(run, evaluated, capsys):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli, llm_config_file
 from domainfit.artifacts import Chunk, RunDir, content_hash, read_json, read_jsonl
-from domainfit.cli import main
 from domainfit.config import load_config
 from domainfit.errors import ConfigError, LLMError
 from domainfit.synth import prompts
@@ -230,18 +230,6 @@ def test_a_recorded_batch_the_provider_does_not_know_is_one_line_saying_what_to_
 # --------------------------------------------------------------------------- the CLI: cost, bad settings
 
 
-def cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
-
-
-def config_file(tmp_path: Path, **llm: object) -> Path:
-    path = tmp_path / "run.toml"
-    path.write_text("[llm]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in llm.items()))
-    return path
-
-
 @pytest.fixture
 def docs(tmp_path: Path) -> Path:
     from domainfit.testing import write_sample_docs
@@ -253,7 +241,7 @@ def test_cli_synth_in_batch_mode_reports_the_batch_price(tmp_path, docs, capsys)
     with stub() as server:
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", server.base_url, "--llm-model", "stub",
-            "--no-progress", "--llm-mode", "batch", "--config", str(config_file(tmp_path, batch_poll_interval_s=0.01,
+            "--no-progress", "--llm-mode", "batch", "--config", str(llm_config_file(tmp_path, batch_poll_interval_s=0.01,
             price_per_1k_input=1.0, price_per_1k_output=2.0, batch_price_factor=0.5)),
         )  # fmt: skip
         prompt_tokens, completion_tokens = server.usage_reported()
@@ -272,7 +260,7 @@ def test_batch_mode_at_an_endpoint_without_a_batch_api_is_one_line_naming_it(tmp
     with stub(batch_api=False) as server:
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", server.base_url, "--llm-model", "stub",
-            "--no-progress", "--config", str(config_file(tmp_path, mode="batch")),
+            "--no-progress", "--config", str(llm_config_file(tmp_path, mode="batch")),
         )  # fmt: skip
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1, err

@@ -15,25 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import cli, llm_config_file
 from domainfit import artifacts
-from domainfit.artifacts import Pair, RunDir, read_jsonl, read_rows
-from domainfit.cli import main
+from domainfit.artifacts import Pair, read_jsonl, read_rows
 from domainfit.synth import prompts
 from domainfit.testing import Answer, Drop, Hang, OpenAIStub, ServerError, good_items, write_sample_docs
 
 FAST = ["--no-progress", "--llm-model", "stub", "--max-concurrency", "2"]
-
-
-def cli(*args: str) -> int:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    return exit_info.value.code
-
-
-def config_file(tmp_path: Path, **llm: object) -> Path:
-    path = tmp_path / "run.toml"
-    path.write_text("[llm]\n" + "".join(f"{key} = {json.dumps(value)}\n" for key, value in llm.items()))
-    return path
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ def test_timeout_s_is_a_deadline_for_the_whole_request_even_when_bytes_keep_drip
     try:
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", server.base_url, *FAST,
-            "--config", str(config_file(tmp_path, timeout_s=2, max_retries=0)),
+            "--config", str(llm_config_file(tmp_path, timeout_s=2, max_retries=0)),
         )  # fmt: skip
         deadline = time.monotonic() + 10
         while len(server.held) < 3 and time.monotonic() < deadline:  # the drip threads notice the hang-up
@@ -111,7 +99,7 @@ def test_an_endpoint_that_never_answers_fails_the_run_naming_the_cause(tmp_path,
     with OpenAIStub(default=fault) as stub:
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", stub.base_url, *FAST,
-            "--config", str(config_file(tmp_path, timeout_s=1, max_retries=1, retry_initial_delay_s=0.01)),
+            "--config", str(llm_config_file(tmp_path, timeout_s=1, max_retries=1, retry_initial_delay_s=0.01)),
         )  # fmt: skip
         requests = len(stub.question_requests())
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -125,7 +113,7 @@ def test_some_failed_requests_are_no_error(tmp_path, docs, capsys):
     with OpenAIStub({"ZX-TURBINE": [ServerError(503)] * 5}, completion_renderer=prompts.render_completion) as stub:
         code = cli(
             "synth", str(docs), "--out", str(tmp_path / "run"), "--llm-base-url", stub.base_url, *FAST,
-            "--config", str(config_file(tmp_path, max_retries=0)),
+            "--config", str(llm_config_file(tmp_path, max_retries=0)),
         )  # fmt: skip
     assert code in (0, None)
     assert "1 failed and will be retried" in capsys.readouterr().out
