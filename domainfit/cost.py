@@ -111,6 +111,7 @@ def cost_section(
         notes.append("No price: this batch run recorded none, and its batch discount is not known afterwards.")
     else:
         notes.append("No price: set `llm.price_per_1k_input` / `llm.price_per_1k_output` to see one.")
+    notes.append("Minutes are each stage's last run.")
     earlier = int(counts.get("chunks_done") or 0) - int(counts.get("chunks_done_this_run") or 0)
     if counts and earlier > 0:
         notes.append(
