@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, tuple[list[str], list[str]]] = {
     "adapt": (["--max-chunks", "80"], ["--full"]),
     "encode": (["--chunks", "512"], ["--chunks", "4096", "--ray"]),
     "export": ([], ["--pairs", "2000"]),
+    "vectors": (["--only", "beir"], []),
 }
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import financial_rows, run_from_rows
+from conftest import cli, financial_rows, run_from_rows
 from domainfit.artifacts import RunDir, read_chunks, read_json
 from domainfit.config import load_config
-from test_eval_cli import cli, cranfield_slice
+from test_eval_cli import cranfield_slice
 
 DENSE_LABELS = ("base", "bm25", "base+bm25")
 
