@@ -42,6 +42,7 @@ import numpy as np
 
 from .artifacts import content_hash
 from .errors import CacheError, first_line
+from .lance import sql_quote, vectors_from_arrow
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -115,10 +116,6 @@ def _schema(dim: int):
 def text_key(kind: str, text: str) -> str:
     """The row key of ``text`` encoded as ``kind``."""
     return content_hash(kind, text, length=32)
-
-
-def _sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass
@@ -372,11 +369,12 @@ class ModelVectors:
                                                      settings=self._settings[kind], progress=self.progress)
         return encoder(texts)
 
+
 def _read_rows(table, key: EncoderKey, wanted: set[str]) -> dict[str, tuple[np.ndarray, float]]:
     """The stored vectors of ``wanted`` keys made by ``key``'s model: one scan of the keys, one take."""
     stored = (
         table.search()
-        .where(f"model = {_sql_quote(key.fingerprint)}")
+        .where(f"model = {sql_quote(key.fingerprint)}")
         .select(["key"])
         .with_row_id(True)
         .limit(None)
@@ -391,8 +389,7 @@ def _read_rows(table, key: EncoderKey, wanted: set[str]) -> dict[str, tuple[np.n
     dim = table.schema.field("vector").type.list_size
     for start in range(0, len(ids), _TAKE_BATCH):
         rows = table.take_row_ids(ids[start : start + _TAKE_BATCH]).select(["key", "encode_ms", "vector"]).to_arrow()
-        column = rows["vector"].combine_chunks()
-        vectors = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
+        vectors = vectors_from_arrow(rows["vector"], dim)
         found.update(zip(rows["key"].to_pylist(), zip(vectors, rows["encode_ms"].to_pylist())))
     return found
 

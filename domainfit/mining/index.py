@@ -30,6 +30,7 @@ import numpy as np
 from ..artifacts import Chunk, content_hash, normalize_text, read_json, write_json
 from ..config import MiningConfig
 from ..errors import ArtifactError, MiningError
+from ..lance import sql_quote, vectors_from_arrow
 from .negatives import ChunkRef
 
 TABLE_NAME = "chunks"
@@ -97,26 +98,13 @@ class AnnReport:
     limit: int
 
 
-def _sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _id_filter(chunk_ids: Sequence[str]) -> str:
-    return f"chunk_id IN ({', '.join(_sql_quote(chunk_id) for chunk_id in chunk_ids)})"
+    return f"chunk_id IN ({', '.join(sql_quote(chunk_id) for chunk_id in chunk_ids)})"
 
 
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def vectors_from_arrow(column, dim: int) -> np.ndarray:
-    """A FixedSizeList<float32> Arrow column as an ``(n, dim)`` float32 array (no copy when possible)."""
-    if hasattr(column, "combine_chunks"):
-        column = column.combine_chunks()
-    if len(column) == 0:
-        return np.zeros((0, dim), dtype=np.float32)
-    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim).astype(np.float32, copy=False)
 
 
 class ChunkIndex:

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..config import MiningConfig
 from ..errors import MiningError
-from .index import AnnReport, ChunkIndex, vectors_from_arrow
+from ..lance import vectors_from_arrow
+from .index import AnnReport, ChunkIndex
 from .negatives import Candidate, ChunkRef, Exclusions, Selection, select_negatives, window_size
 from .stats import MiningStats
 
