@@ -229,31 +229,18 @@ def make_app(
         )
 
     async def api_decide(request: Request) -> Response:
-        decision_request = await _read_request(request, DecisionRequest, "decision")
-        if isinstance(decision_request, Response):
-            return decision_request
-        try:
-            decision = await run_in_threadpool(state.decide, decision_request)
-        except BadDecision as bad:
-            return PlainTextResponse(bad.reason + "\n", status_code=bad.status)
-        return JSONResponse(
-            {
-                "item": state.item_state(decision.pair_id),
-                "decision": decision.model_dump(mode="json"),
-                "counts": state.counts(),
-            }
-        )
+        return await _apply(request, DecisionRequest, "decision", state.decide, lambda decision: {
+            "item": state.item_state(decision.pair_id),
+            "decision": decision.model_dump(mode="json"),
+            "counts": state.counts(),
+        })
 
     async def api_human(request: Request) -> Response:
-        human_request = await _read_request(request, HumanQuestionRequest, "question")
-        if isinstance(human_request, Response):
-            return human_request
-        try:
-            pair = await run_in_threadpool(state.write_human, human_request)
-        except BadDecision as bad:
-            return PlainTextResponse(bad.reason + "\n", status_code=bad.status)
-        return JSONResponse({"pair": pair.model_dump(mode="json"), "questions": state.human.get(pair.chunk_id, []),
-                             "counts": state.counts()})
+        return await _apply(request, HumanQuestionRequest, "question", state.write_human, lambda pair: {
+            "pair": pair.model_dump(mode="json"),
+            "questions": state.human.get(pair.chunk_id, []),
+            "counts": state.counts(),
+        })
 
     async def export(request: Request) -> Response:
         scope = request.query_params.get("scope", "all")
@@ -282,6 +269,23 @@ def make_app(
         ]
     )
     return ReviewGuard(app, token, loopback_only=loopback_only)
+
+
+async def _apply(request: Request, model: type, what: str, action: Callable[[Any], Any],
+                 answer: Callable[[Any], dict[str, Any]]) -> Response:
+    """Parse the body as ``model``, run ``action`` on it off the event loop, answer with ``answer(result)``.
+
+    A body that is too large or malformed gets :func:`_read_request`'s response; a
+    refused action its :class:`BadDecision` reason and status.
+    """
+    parsed = await _read_request(request, model, what)
+    if isinstance(parsed, Response):
+        return parsed
+    try:
+        result = await run_in_threadpool(action, parsed)
+    except BadDecision as bad:
+        return PlainTextResponse(bad.reason + "\n", status_code=bad.status)
+    return JSONResponse(answer(result))
 
 
 async def _read_request(request: Request, model: type, what: str):
