@@ -93,14 +93,19 @@ def _no_alert(driver) -> bool:
     return False
 
 
+def _open_page(browser, server) -> None:
+    """Load the review page and wait until its script has started."""
+    browser.get(server.url)
+    _wait(browser, lambda d: d.execute_script("return document.body.classList.contains('ready')"), "page script did not start")
+
+
 def test_keyboard_review_persists_and_document_script_never_runs(tmp_path, browser):
     from selenium.webdriver.common.keys import Keys
 
     fixture = make_review_run(tmp_path / "kelda-demo")
     edited_question = "What is the minimum length of a company account password?"
     with ReviewServer(fixture.run) as server:
-        browser.get(server.url)
-        _wait(browser, lambda d: d.execute_script("return document.body.classList.contains('ready')"), "page script did not start")
+        _open_page(browser, server)
 
         first = _current_id(browser)
         assert first == fixture.pair_ids[0]
@@ -161,8 +166,7 @@ def test_write_your_own_question_goes_to_the_human_test_set(tmp_path, browser):
     fixture = make_review_run(tmp_path / "kelda-demo")
     question = "How long may a contractor stay on site without an escort?"
     with ReviewServer(fixture.run) as server:
-        browser.get(server.url)
-        _wait(browser, lambda d: d.execute_script("return document.body.classList.contains('ready')"), "page script did not start")
+        _open_page(browser, server)
         first = _current_id(browser)
         detail = browser.find_element("css selector", f'.detail[data-id="{first}"]')
         chunk_id = detail.get_attribute("data-chunk-id")
