@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,17 @@ def cli(*args: str) -> int:
     with pytest.raises(SystemExit) as exit_info:
         main(list(args))
     return exit_info.value.code
+
+
+def wait_while_running(process: subprocess.Popen, condition, *, timeout: float, what: str) -> None:
+    """Poll ``condition`` until it holds; fail with the process's stderr if it ends first, or ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            err = process.stderr.read() if process.stderr else ""
+            raise AssertionError(err.decode() if isinstance(err, bytes) else err)
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
 
 
 def llm_config_file(tmp_path: Path, **llm: object) -> Path:

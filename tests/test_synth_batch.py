@@ -12,12 +12,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, llm_config_file
+from conftest import cli, llm_config_file, wait_while_running
 from domainfit.artifacts import Chunk, RunDir, content_hash, read_json, read_jsonl
 from domainfit.config import load_config
 from domainfit.errors import ConfigError, LLMError
@@ -183,11 +182,8 @@ def test_a_run_killed_while_polling_resumes_by_polling_the_same_batch(tmp_path):
     with stub(batch_polls=10**9) as server:  # the batch stays in progress until the test says otherwise
         driver = KILLED_DRIVER.format(tests=str(ROOT / "tests"), url=server.base_url, run=str(run))
         process = subprocess.Popen([sys.executable, "-c", driver], cwd=ROOT, env=env, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while not (run / STATE_FILE).exists() or read_json(run / STATE_FILE).get("status") != "in_progress":
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "the batch was never recorded"
-            time.sleep(0.05)
+        recorded = lambda: (run / STATE_FILE).exists() and read_json(run / STATE_FILE).get("status") == "in_progress"  # noqa: E731
+        wait_while_running(process, recorded, timeout=120, what="the batch was never recorded")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         process.stderr.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli, llm_config_file
+from conftest import cli, llm_config_file, wait_while_running
 from domainfit import artifacts
 from domainfit.artifacts import Pair, read_jsonl, read_rows
 from domainfit.synth import prompts
@@ -192,10 +192,8 @@ def test_ctrl_c_exits_130_keeps_the_work_and_prints_the_resume_hint(tmp_path, ve
             env={**os.environ, "HF_HUB_OFFLINE": "1"},
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a shell's & would ignore SIGINT
         )  # fmt: skip
-        deadline = time.monotonic() + 300
-        while not (run / "synth_done.jsonl").exists() or not (run / "synth_done.jsonl").read_text().strip():
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.05)
+        committed = lambda: (run / "synth_done.jsonl").exists() and (run / "synth_done.jsonl").read_text().strip()  # noqa: E731
+        wait_while_running(process, committed, timeout=300, what="synth never committed a chunk")
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err

@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_while_running
 from domainfit.artifacts import Pair, Reject, RunDir, read_chunks, read_jsonl
 from domainfit.synth import prompts
 from domainfit.synth.store import ChunkOutcome, SynthStore
@@ -44,11 +44,8 @@ def test_sigkill_halfway_then_rerun_finishes_every_chunk_exactly_once(tmp_path):
             synth_command(docs, run, stub.base_url), cwd=ROOT, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        deadline = time.monotonic() + 300
-        while len(complete_rows(run / "pairs.jsonl")) < 4:
-            assert process.poll() is None, process.stderr.read().decode()
-            assert time.monotonic() < deadline, "synth never wrote a pair"
-            time.sleep(0.05)
+        wait_while_running(process, lambda: len(complete_rows(run / "pairs.jsonl")) >= 4, timeout=300,
+                           what="synth never wrote a pair")
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         process.stderr.close()
