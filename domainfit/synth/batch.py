@@ -56,7 +56,16 @@ from ..config import PromptStyle, RunConfig
 from ..errors import ConfigError, LLMError, first_line
 from . import prompts
 from .generate import AnswerChecker, GenerationReport, chunk_key, every_request_failed, generate_pairs
-from .llm import LLMAnswer, LLMClient, Usage, _instructor_model, _invalid_detail, make_openai_client
+from .llm import (
+    LLMAnswer,
+    LLMClient,
+    Usage,
+    chat_text,
+    completion_text,
+    instructor_model,
+    invalid_detail,
+    make_openai_client,
+)
 from .retry import LLMRequestFailed, call_with_retries
 from .schema import QuestionSet, question_set_model
 from .store import ResumeState, SynthStore
@@ -119,7 +128,7 @@ def request_body(client: LLMClient, chunk_text: str, query_style: str = "questio
     from instructor.processing.response import handle_response_model
 
     _, kwargs = handle_response_model(
-        _instructor_model(question_set_model(n, query_style)),
+        instructor_model(question_set_model(n, query_style)),
         _mode(endpoint.style),
         messages=prompts.chat_messages(chunk_text, n, query_style),
         model=endpoint.model,
@@ -162,14 +171,12 @@ def parse_answer(
                                 failure="llm_error: the batch answer is not a completion"))  # fmt: skip
     usage.count_response(completion)
     if style is PromptStyle.completion:
-        raw = completion.choices[0].text if completion.choices else ""
+        raw = completion_text(completion)
         try:
-            result = model.model_validate(prompts.parse_completion(raw or "", style=query_style))
+            result = model.model_validate(prompts.parse_completion(raw, style=query_style))
         except ValidationError as invalid:
-            return Parsed(
-                LLMAnswer(raw=raw or "", usage=usage, failure=f"invalid_output: {_invalid_detail(invalid)}"), True
-            )
-        return Parsed(LLMAnswer(questions=list(cast(QuestionSet, result).questions), raw=raw or "", usage=usage))
+            return Parsed(LLMAnswer(raw=raw, usage=usage, failure=f"invalid_output: {invalid_detail(invalid)}"), True)
+        return Parsed(LLMAnswer(questions=list(cast(QuestionSet, result).questions), raw=raw, usage=usage))
     return _parse_chat(client, model, sent, completion, usage)
 
 
@@ -177,18 +184,16 @@ def _parse_chat(client: LLMClient, model: type[QuestionSet], sent: dict[str, Any
     from instructor.core import IncompleteOutputException
     from instructor.processing.response import handle_reask_kwargs, handle_response_model, process_response
 
-    from .llm import _chat_text
-
     mode = _mode(client.endpoint.style)
-    prepared, _ = handle_response_model(_instructor_model(model), mode, messages=[])
-    raw = _chat_text(completion)
+    prepared, _ = handle_response_model(instructor_model(model), mode, messages=[])
+    raw = chat_text(completion)
     try:
         result = process_response(completion, response_model=prepared, stream=False, mode=mode)
     except IncompleteOutputException:
         return Parsed(LLMAnswer(raw=raw, usage=usage, failure="truncated_output"))
     except (ValidationError, json.JSONDecodeError, ValueError) as invalid:
         reask = _jsonable(handle_reask_kwargs(dict(sent), mode, completion, invalid)) if sent else None
-        failure = f"invalid_output: {_invalid_detail(invalid)}"
+        failure = f"invalid_output: {invalid_detail(invalid)}"
         return Parsed(LLMAnswer(raw=raw, usage=usage, failure=failure), True, reask)
     return Parsed(LLMAnswer(questions=list(cast(QuestionSet, result).questions), raw=raw, usage=usage))
 

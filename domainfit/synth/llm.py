@@ -236,7 +236,7 @@ def _only_model(base_url: str, config: LLMConfig) -> str:
 
 
 @functools.lru_cache(maxsize=32)
-def _instructor_model(model: type[BaseModel]) -> type[BaseModel]:
+def instructor_model(model: type[BaseModel]) -> type[BaseModel]:
     """``model`` wrapped once as instructor's ResponseSchema, so its tool schema is built once.
 
     instructor wraps a plain pydantic model in a fresh class on every call, which
@@ -281,7 +281,7 @@ def _structured_plan(model: type[BaseModel], mode: Any) -> _StructuredPlan:
     from instructor.v2.core.registry import mode_registry
     from instructor.v2.core.response_model import prepare_response_model
 
-    prepared = prepare_response_model(_instructor_model(model))
+    prepared = prepare_response_model(instructor_model(model))
     handlers = mode_registry.get_handlers(Provider.OPENAI, mode)
     tool_params = None
     if mode is instructor.Mode.TOOLS:
@@ -290,7 +290,7 @@ def _structured_plan(model: type[BaseModel], mode: Any) -> _StructuredPlan:
     return _StructuredPlan(prepared, handlers, tool_params)
 
 
-def _chat_text(response: Any) -> str:
+def chat_text(response: Any) -> str:
     """The answer text of a chat completion: tool-call arguments, else the message content."""
     try:
         message = response.choices[0].message
@@ -302,7 +302,8 @@ def _chat_text(response: Any) -> str:
     return message.content or ""
 
 
-def _completion_text(response: Any) -> str:
+def completion_text(response: Any) -> str:
+    """The text of a completion's first choice ('' when it has none)."""
     try:
         return response.choices[0].text or ""
     except (AttributeError, IndexError, TypeError):
@@ -343,7 +344,7 @@ def _domain_error(error: BaseException) -> DomainfitError | None:
     return None
 
 
-def _invalid_detail(error: BaseException) -> str:
+def invalid_detail(error: BaseException) -> str:
     """What was wrong with an answer, in one line: the first validation error, or 'not JSON'."""
     current: BaseException | None = error
     while current is not None:
@@ -497,7 +498,7 @@ class LLMClient:
                     usage,
                     chars,
                 )
-                last_raw.append(_chat_text(response))
+                last_raw.append(chat_text(response))
                 try:
                     return plan.handlers.response_parser(
                         response=response, response_model=plan.model, validation_context=None, strict=True,
@@ -546,7 +547,7 @@ class LLMClient:
                 usage,
                 len(prompt),
             )
-            text = _completion_text(response)
+            text = completion_text(response)
             last_raw.append(text)
             try:
                 return response_model.model_validate(parse(text))
@@ -636,7 +637,7 @@ class LLMClient:
         if isinstance(error, IncompleteOutputException):
             return LLMAnswer(raw=raw, usage=usage, failure="truncated_output")
         if isinstance(error, (ValidationError, InstructorError)):
-            return LLMAnswer(raw=raw, usage=usage, failure=f"invalid_output: {_invalid_detail(error)}")
+            return LLMAnswer(raw=raw, usage=usage, failure=f"invalid_output: {invalid_detail(error)}")
         raise error
 
 
