@@ -62,6 +62,18 @@ def normalize_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def same_text_chunks(chunks: Sequence["Chunk"]) -> dict[str, list[str]]:
+    """Chunk id -> the ids of every chunk with its normalised text, itself included, in chunk order.
+
+    A question written for one copy of a passage is answered by every copy, so
+    evaluations count each copy as relevant rather than scoring it as a miss.
+    """
+    copies: dict[str, list[str]] = {}
+    for chunk in chunks:
+        copies.setdefault(normalize_text(chunk.text), []).append(chunk.chunk_id)
+    return {chunk.chunk_id: copies[normalize_text(chunk.text)] for chunk in chunks}
+
+
 # --------------------------------------------------------------------------- rows
 
 

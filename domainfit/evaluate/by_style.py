@@ -42,8 +42,7 @@ def metrics_by_style(
     styles = task.query_styles
     if not styles or len(set(styles)) < 2:
         return {}
-    position = {rid: index for index, rid in enumerate(task.ranked_ids)}
-    relevant = [{position[rid]: grade for rid, grade in task.relevant[qid].items()} for qid in task.query_ids]
+    relevant = task.relevance_by_index()
     found: dict[str, dict[str, Any]] = {}
     for style in sorted(set(styles)):
         rows = np.array([index for index, name in enumerate(styles) if name == style])

@@ -30,11 +30,6 @@ from .metrics import MetricSpec, score_ranking
 from .task import RetrievalTask
 
 
-def _relevance_by_index(task: RetrievalTask) -> list[dict[int, int]]:
-    position = {rid: index for index, rid in enumerate(task.ranked_ids)}
-    return [{position[rid]: grade for rid, grade in task.relevant[qid].items()} for qid in task.query_ids]
-
-
 def _rank(task: RetrievalTask, score_block, k: int, budget_mb: float) -> np.ndarray:
     """Top-k per query over the task's ranked entries (documents are max-pooled chunks)."""
     from .pooling import rank_entries
@@ -92,7 +87,7 @@ def evaluate_dense(model, task: RetrievalTask, dims: Sequence[int], spec: Metric
             vectors.close()
     device = vectors.model.device if vectors.model_loaded else "cpu"  # score where the model runs (a GPU)
     queries, corpus = torch.from_numpy(query_array).to(device), torch.from_numpy(corpus_array).to(device)
-    relevant = _relevance_by_index(task)
+    relevant = task.relevance_by_index()
     results, latency, rankings = {}, {}, {}
     for dim in dims:
         if dim > corpus.shape[1]:
@@ -120,7 +115,7 @@ def evaluate_bm25(task: RetrievalTask, spec: MetricSpec, *, budget_mb: float = 2
     began = time.perf_counter()
     ranked = _rank(task, lambda a, b: retriever.scores(task.queries[a:b]), spec.max_k, budget_mb)
     search_ms = (time.perf_counter() - began) * 1000 / len(task.queries)
-    metrics = score_ranking(ranked, _relevance_by_index(task), len(task.ranked_ids), spec, graded=graded)
+    metrics = score_ranking(ranked, task.relevance_by_index(), len(task.ranked_ids), spec, graded=graded)
     return ModelResult({render.FULL: metrics}, {render.FULL: _latency(0.0, search_ms)}, "bm25",
                        time.perf_counter() - started, rankings={render.FULL: ranked})
 
@@ -134,7 +129,7 @@ def evaluate_hybrid(task: RetrievalTask, dense: ModelResult, bm25: ModelResult, 
     graded = task.graded if graded is None else graded
     started = time.perf_counter()
     lexical = bm25.rankings[render.FULL]
-    entry_rank, relevant = id_ranks(task.ranked_ids), _relevance_by_index(task)
+    entry_rank, relevant = id_ranks(task.ranked_ids), task.relevance_by_index()
     results, latency, rankings = {}, {}, {}
     for dim, ranked in dense.rankings.items():
         began = time.perf_counter()

@@ -18,11 +18,10 @@ Example::
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from ..artifacts import Chunk, Pair, content_hash, normalize_text
+from ..artifacts import Chunk, Pair, content_hash, same_text_chunks
 from ..errors import EvaluationError
 
 
@@ -56,6 +55,11 @@ class RetrievalTask:
     def graded(self) -> bool:
         """True when some judgement is above 1 (BEIR's graded qrels)."""
         return any(grade > 1 for grades in self.relevant.values() for grade in grades.values())
+
+    def relevance_by_index(self) -> list[dict[int, int]]:
+        """Per query (in order), the positions in :attr:`ranked_ids` of its relevant entries, with their grades."""
+        position = {rid: index for index, rid in enumerate(self.ranked_ids)}
+        return [{position[rid]: grade for rid, grade in self.relevant[qid].items()} for qid in self.query_ids]
 
     def relevant_sets(self) -> dict[str, set[str]]:
         """Relevance as sentence-transformers' evaluator takes it: query id -> set of corpus ids."""
@@ -130,13 +134,11 @@ def task_from_pairs(pairs: Sequence[Pair], chunks: Sequence[Chunk], *, name: str
         raise EvaluationError(
             f"{len(missing)} test pair chunk id(s) are not in chunks.parquet ({len(by_id)} chunks), e.g. {missing[0]}"
         )
-    copies: dict[str, list[str]] = defaultdict(list)
-    for chunk in chunks:
-        copies[normalize_text(chunk.text)].append(chunk.chunk_id)
+    copies = same_text_chunks(chunks)
     relevant: dict[str, dict[str, int]] = {}
     shared = 0
     for pair in pairs:
-        same_text = copies[normalize_text(by_id[pair.chunk_id].text)]
+        same_text = copies[pair.chunk_id]
         relevant[pair.pair_id] = {chunk_id: 1 for chunk_id in same_text}
         shared += len(same_text) - 1
     return RetrievalTask(

@@ -191,7 +191,7 @@ def _trained_dims(run: RunDir) -> list[int]:
 
 def _test_set(run: RunDir, chunks) -> tuple[dict, dict, dict] | None:
     """Test questions, every chunk, and each question's chunk (and its same-text copies); None without a split."""
-    from ..artifacts import normalize_text
+    from ..artifacts import same_text_chunks
     from ..splits import read_splits
     from ..review import reviewed_pairs
 
@@ -200,15 +200,13 @@ def _test_set(run: RunDir, chunks) -> tuple[dict, dict, dict] | None:
     except ArtifactError:
         return None
     pairs = {pair.pair_id: pair for pair in reviewed_pairs(run)[0]}
-    copies: dict[str, set[str]] = {}
-    for chunk in chunks:
-        copies.setdefault(normalize_text(chunk.text), set()).add(chunk.chunk_id)
+    copies = same_text_chunks(chunks)
     text_of = {chunk.chunk_id: chunk.text for chunk in chunks}
     test = [pairs[pid] for pid in splits.test if pid in pairs and pairs[pid].chunk_id in text_of]
     if not test:
         return None
     queries = {pair.pair_id: pair.query for pair in test}
-    relevant = {pair.pair_id: copies[normalize_text(text_of[pair.chunk_id])] for pair in test}
+    relevant = {pair.pair_id: set(copies[pair.chunk_id]) for pair in test}
     return queries, text_of, relevant
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import RunDir, normalize_text, read_chunks, replace_dir, stage_run, write_json, write_text
+from ..artifacts import RunDir, read_chunks, replace_dir, same_text_chunks, stage_run, write_json, write_text
 from ..config import RunConfig
 from ..vectors import ModelVectors, run_cache
 
@@ -112,7 +112,7 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
                   "pairs_with_negatives": with_negatives, "val_queries": len(split_pairs["val"]),
                   "test_queries": len(split_pairs["test"]), "corpus_chunks": len(chunks)}
 
-        relevant_of = _same_text(chunks)
+        relevant_of = same_text_chunks(chunks)
         cache = run_cache(run, config)
         base_encoder = ModelVectors(cache, resolve(config.base_model, allow_downloads=config.allow_downloads),
                                     load=lambda: load_model(config.base_model, allow_downloads=config.allow_downloads),
@@ -151,17 +151,9 @@ def run_rerank(run: RunDir, config: RunConfig, *, progress: bool = True) -> Rera
     return result
 
 
-def _same_text(chunks) -> dict[str, set[str]]:
-    """Chunk id -> every chunk id with the same normalised text (a copy of the answer is relevant too)."""
-    copies: dict[str, set[str]] = {}
-    for chunk in chunks:
-        copies.setdefault(normalize_text(chunk.text), set()).add(chunk.chunk_id)
-    return {chunk.chunk_id: copies[normalize_text(chunk.text)] for chunk in chunks}
-
-
 def _questions(pairs, relevant_of) -> tuple[dict[str, str], dict[str, set[str]]]:
     usable = [pair for pair in pairs if pair.query.strip() and pair.chunk_id in relevant_of]
-    return {pair.pair_id: pair.query for pair in usable}, {pair.pair_id: relevant_of[pair.chunk_id] for pair in usable}
+    return {pair.pair_id: pair.query for pair in usable}, {pair.pair_id: set(relevant_of[pair.chunk_id]) for pair in usable}
 
 
 def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpus, relevant_of, real, base_encoder,
