@@ -39,6 +39,13 @@ PROGRESS_FROM = 1000
 """Texts from which a call shows a progress bar when ``progress`` is left unset."""
 
 
+def unit_rows(vectors: Any) -> np.ndarray:
+    """Rows scaled to unit length, as float32 (a zero row stays zero): cosine scores become dot products."""
+    array = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=-1, keepdims=True)
+    return array / np.where(norms == 0, 1, norms)
+
+
 class Encoder:
     """A reusable ``texts -> vectors`` function that keeps one pool for its whole life.
 

@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..encoding import encode
+from ..encoding import encode, unit_rows
 
 Encode = Callable[[Sequence[str], int], np.ndarray]
 TOP_K = 100
@@ -46,14 +46,14 @@ def measure_encoder(
     corpus_ids, texts = list(corpus), list(corpus.values())
     encode_document(texts[:batch_size], batch_size)
     started = time.perf_counter()
-    documents = _unit(encode_document(texts, batch_size))
+    documents = unit_rows(encode_document(texts, batch_size))
     seconds = time.perf_counter() - started
     evaluator = InformationRetrievalEvaluator(
         dict(queries), dict(corpus), {qid: set(ids) for qid, ids in relevant.items()},
         name="test", batch_size=batch_size, mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1],
         precision_recall_at_k=[10], map_at_k=[TOP_K], show_progress_bar=False,
     )
-    questions = _unit(encode_query(evaluator.queries, batch_size))
+    questions = unit_rows(encode_query(evaluator.queries, batch_size))
     scores = evaluator.compute_metrics(_top_hits(questions @ documents.T, corpus_ids, TOP_K))
     return {
         "ndcg@10": round(float(scores["ndcg@k"][10]), 4),
@@ -70,9 +70,6 @@ def measure_model(model, queries, corpus, relevant, *, batch_size: int = 64) -> 
     return measure_encoder(encoder("query"), encoder("document"), queries, corpus, relevant, batch_size=batch_size)
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def _top_hits(scores: np.ndarray, corpus_ids: list[str], k: int) -> list[list[dict]]:

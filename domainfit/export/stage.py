@@ -32,6 +32,7 @@ import numpy as np
 from ..artifacts import RunDir, read_chunks, read_json, replace_dir, stage_run, write_json, write_text
 from ..config import RunConfig
 from ..errors import ArtifactError, ConfigError
+from ..encoding import unit_rows
 from ..vectors import ModelVectors, VectorCache, run_cache
 from .dims import check_export_dim
 from .measure import measure_encoder, measure_model
@@ -179,9 +180,7 @@ def _chunk_vectors(cache: VectorCache, run: RunDir, config: RunConfig, model, te
             full = vectors.encode(texts, "document")
     finally:
         model.truncate_dim = truncate_dim
-    sliced = full[:, :dim]
-    norms = np.linalg.norm(sliced, axis=1, keepdims=True)
-    return (sliced / np.where(norms == 0, 1, norms)).astype(np.float32)
+    return unit_rows(full[:, :dim])
 
 
 def _trained_dims(run: RunDir) -> list[int]:

@@ -24,6 +24,7 @@ from .. import models
 from ..artifacts import Chunk, Pair, RunDir, normalize_text, read_chunks, stage_run, write_parquet
 from ..config import MiningConfig, RunConfig
 from ..errors import MiningError
+from ..encoding import unit_rows
 from ..vectors import ModelVectors, VectorCache, run_cache
 from .index import AnnReport, ChunkIndex, IndexUpdate, chunk_ref
 from .mine import MiningOutcome, check_window, mine_negatives
@@ -91,9 +92,7 @@ def _encoder(vectors: ModelVectors, kind: str):
     """texts -> unit float32 vectors through the run's vector cache (raw vectors are kept there)."""
 
     def encode(texts: list[str]) -> np.ndarray:
-        raw = vectors.encode(texts, kind)
-        norms = np.linalg.norm(raw, axis=1, keepdims=True)
-        return (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
+        return unit_rows(vectors.encode(texts, kind))
 
     return encode
 

@@ -42,14 +42,15 @@ def dense_candidates(
     import torch
     from sentence_transformers.util import semantic_search
 
+    from ..encoding import unit_rows
     from ..vectors import ModelVectors, VectorCache
 
     vectors = model if isinstance(model, ModelVectors) else ModelVectors(
         VectorCache.disabled(), model=model, batch_size=batch_size, settings=encode_settings)
     corpus_ids, query_ids = list(corpus), list(queries)
     try:
-        corpus_vectors = _unit(vectors.encode([corpus[cid] for cid in corpus_ids], "document"))
-        query_vectors = _unit(vectors.encode([queries[qid] for qid in query_ids], "query"))
+        corpus_vectors = unit_rows(vectors.encode([corpus[cid] for cid in corpus_ids], "document"))
+        query_vectors = unit_rows(vectors.encode([queries[qid] for qid in query_ids], "query"))
         encode_ms = vectors.cache.last_ms_per_text
     finally:
         if vectors is not model:
@@ -62,13 +63,6 @@ def dense_candidates(
     ranking = {qid: [(corpus_ids[hit["corpus_id"]], float(hit["score"])) for hit in found]
                for qid, found in zip(query_ids, hits)}
     return ranking, ms
-
-
-def _unit(vectors):
-    import numpy as np
-
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.where(norms == 0, 1, norms)).astype(np.float32)
 
 
 def rerank_candidates(

@@ -48,6 +48,7 @@ import numpy as np
 from ..artifacts import normalize_text
 from ..bm25 import BM25Index
 from ..config import SynthConfig
+from ..encoding import unit_rows
 
 EMPTY = "empty"
 PLACEHOLDER = "placeholder"
@@ -568,11 +569,7 @@ class DuplicateFilter:
 
 
 def _unit_rows(vectors) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim == 1:
-        array = array[None, :]
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    return array / np.where(norms == 0, 1, norms)
+    return unit_rows(np.atleast_2d(np.asarray(vectors, dtype=np.float32)))
 
 
 # --------------------------------------------------------------------------- round trip
