@@ -172,13 +172,15 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpu
     queries, relevant = _questions(test_pairs, relevant_of)
     meta = {"queries": len(queries), "corpus": len(corpus), "top_k": settings.top_k, "base_model": settings.base_model,
             "fresh_head": result.fresh_head, "loss": LOSS_NAMES[result.loss], "loss_note": result.loss_note}
-    question_sets: dict[str, tuple[dict[str, str], dict[str, set[str]], dict[str, str] | None]] = {}
+    # name -> (query texts, relevance, chunk -> document when judged by document, the ids a ranking is over)
+    question_sets: dict[str, tuple[dict[str, str], dict[str, set[str]], dict[str, str] | None, dict[str, str]]] = {}
     if queries:
-        question_sets["test"] = (queries, relevant, None)
+        question_sets["test"] = (queries, relevant, None, corpus)
     real_meta = None
     if real is not None:
         real_meta, real_queries, real_relevant = real
-        question_sets["real"] = (real_queries, real_relevant, {chunk.chunk_id: chunk.source for chunk in chunks})
+        document_of = {chunk.chunk_id: chunk.source for chunk in chunks}
+        question_sets["real"] = (real_queries, real_relevant, document_of, dict.fromkeys(document_of.values(), ""))
     if not question_sets:
         return {"meta": meta, "rows": []}
     encoders = {"base": base_encoder}
@@ -189,15 +191,14 @@ def _two_stage_metrics(run: RunDir, config: RunConfig, test_pairs, chunks, corpu
     if base_reranker is not None:
         rerankers["base reranker"] = CrossEncoder(base_reranker, max_length=settings.max_length)
     rerankers["finetuned reranker"] = finetuned_reranker
-    every_query = {f"{name}\t{qid}": text for name, (texts, _, _) in question_sets.items() for qid, text in texts.items()}
+    every_query = {f"{name}\t{qid}": text for name, (texts, *_) in question_sets.items() for qid, text in texts.items()}
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in question_sets}
 
     def add_rows(setup: str, ranking, ms: float) -> None:
-        for name, (texts, judged, document_of) in question_sets.items():
+        for name, (texts, judged, document_of, ranked) in question_sets.items():
             mine = {qid: ranking[f"{name}\t{qid}"] for qid in texts}
             if document_of is not None:
                 mine = pool_by_document(mine, document_of)
-            ranked = {doc: "" for doc in set(document_of.values())} if document_of is not None else corpus
             rows[name].append({"setup": setup, **ranking_metrics(texts, ranked, judged, mine),
                                "ms_per_query": round(ms, 2)})
 
