@@ -13,9 +13,10 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from .config import LLMConfig
+from .markdown import pipe_table
 from .synth.llm import Usage
 
 
@@ -97,7 +98,7 @@ def cost_section(
     seconds = [float(record["seconds"]) for record in stages.values() if record.get("seconds") is not None]
     rows.append(["**total**", _minutes(sum(seconds)) if seconds else "–", *_tokens(total),
                  *([f"**{_money(price)}**"] if priced else [])])  # fmt: skip
-    lines += [_markdown(header, rows), ""]
+    lines += [pipe_table(header, rows), ""]
     notes = []
     if priced:
         notes.append(
@@ -158,12 +159,6 @@ def _per_point(metrics: dict[str, Any], price: float | None, verdict: Any) -> li
             "",
         ]
     header = ["dim", f"base {metric}", f"adapted {metric}", "gain (points)", "price per point"]
-    lines += [_markdown(header, rows), "",
+    lines += [pipe_table(header, rows), "",
               f"Price per point = price / (100 × (adapted − base)); a point is 0.01 of {metric}.", ""]  # fmt: skip
     return lines
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)

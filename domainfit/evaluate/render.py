@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..artifacts import atomic_path, write_json, write_text
+from ..markdown import pipe_table
 
 BASE = "base"
 FINETUNED = "finetuned"
@@ -112,12 +113,6 @@ def _cell(metrics: Metrics, label: str, dim: str, metric: str) -> str:
     return f"{_fmt(current)} ({_fmt(absolute, signed=True)}, {_fmt(relative, percent=True)})"
 
 
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def markdown_table(metrics: Metrics, metric: str | None = None) -> str:
     """The main table as markdown: one row per model, one column per dim.
 
@@ -129,7 +124,7 @@ def markdown_table(metrics: Metrics, metric: str | None = None) -> str:
     columns = dims(metrics) or [FULL]
     header = [f"{metric}", *(f"dim {dim}" if dim != FULL else "full" for dim in columns)]
     rows = [[label, *(_cell(metrics, label, dim, metric) for dim in columns)] for label in labels(metrics)]
-    return _markdown(header, rows)
+    return pipe_table(header, rows)
 
 
 def rich_table(metrics: Metrics, metric: str | None = None):
@@ -173,7 +168,7 @@ def _dim_table(metrics: Metrics, dim: str) -> str:
             absolute, relative = delta(value(metrics, label, dim, name), value(metrics, BASE, dim, name))
             row += [_fmt(absolute, signed=True), _fmt(relative, percent=True)]
         rows.append(row)
-    return _markdown(header, rows)
+    return pipe_table(header, rows)
 
 
 def _cost_table(metrics: Metrics) -> str:
@@ -189,7 +184,7 @@ def _cost_table(metrics: Metrics) -> str:
                 "–" if not timing else f"{timing['total']:.2f} ({timing['encode']:.2f} encode + {timing['search']:.3f} search)"
             )
         rows.append(row)
-    return _markdown(header, rows)
+    return pipe_table(header, rows)
 
 
 def _style_table(metrics: Metrics) -> str:
@@ -215,7 +210,7 @@ def _style_table(metrics: Metrics) -> str:
                 cell += f" ({_fmt(values[dim] - base, signed=True)})"
             row.append(cell)
         rows.append(row)
-    return _markdown(header, rows)
+    return pipe_table(header, rows)
 
 
 def _split_section(meta: dict[str, Any]) -> list[str]:

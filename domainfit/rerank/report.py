@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..markdown import pipe_table
+
 
 def markdown_table(metrics: Mapping[str, Any]) -> str:
     """One row per setup: NDCG@10, MRR@10 and milliseconds per query, deltas against dense base."""
@@ -21,17 +23,17 @@ def markdown_table(metrics: Mapping[str, Any]) -> str:
     if not rows:
         return ""
     baseline = rows[0]
-    lines = ["| retrieval | ndcg@10 | mrr@10 | ms / query |", "| --- | --- | --- | --- |"]
+    cells = []
     for row in rows:
-        cells = []
+        scores = []
         for metric in ("ndcg@10", "mrr@10"):
             value = row[metric]
             text = f"{value:.4f}"
             if row is not baseline:
                 text += f" ({value - baseline[metric]:+.4f})"
-            cells.append(text)
-        lines.append(f"| {row['setup']} | {cells[0]} | {cells[1]} | {row['ms_per_query']:.1f} |")
-    return "\n".join(lines)
+            scores.append(text)
+        cells.append([row["setup"], *scores, f"{row['ms_per_query']:.1f}"])
+    return pipe_table(["retrieval", "ndcg@10", "mrr@10", "ms / query"], cells)
 
 
 def markdown_tables(metrics: Mapping[str, Any]) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..artifacts import write_text
+from ..markdown import pipe_table
 
 SECTION_TITLE = "## Trained with domainfit"
 
@@ -57,16 +58,14 @@ def card_section(info: Mapping[str, Any]) -> str:
     val_metrics: Mapping[Any, Mapping[str, float]] = info.get("val_metrics") or {}
     if val_metrics:
         names = ["ndcg@10", "mrr@10", "accuracy@1", "recall@10"]
+        rows = [[str(dim), *(f"{metrics[name]:.4f}" if name in metrics else "-" for name in names)]
+                for dim, metrics in val_metrics.items()]
         lines += [
             "",
             "Validation metrics of this model (InformationRetrievalEvaluator, one per dim):",
             "",
-            "| dim | " + " | ".join(names) + " |",
-            "| --- | " + " | ".join("---" for _ in names) + " |",
+            pipe_table(["dim", *names], rows),
         ]
-        for dim, metrics in val_metrics.items():
-            cells = [f"{metrics[name]:.4f}" if name in metrics else "-" for name in names]
-            lines.append(f"| {dim} | " + " | ".join(cells) + " |")
     else:
         lines += ["", "No validation split was used, so the last checkpoint is the model."]
     return "\n".join(lines) + "\n"
