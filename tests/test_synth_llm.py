@@ -276,6 +276,7 @@ def test_tokens_are_counted_per_attempt_including_retries_and_reasks(stub_factor
     assert (report.usage.prompt_tokens, report.usage.completion_tokens) == (prompt_tokens, completion_tokens)
     assert report.usage.requests == len(stub.question_requests()) == 5
     assert (report.usage.retries, report.usage.reasks) == (2, 1)
+    assert report.failed_attempts == {"HTTP 429": 1, "HTTP 500": 1}  # why the two retries, for the manifest
     answered = [r for r in stub.question_requests() if r.status == 200]
     assert len(answered) == 3 and prompt_tokens == sum(r.prompt_tokens for r in answered) > 0
 

@@ -203,6 +203,8 @@ class GenerationReport:
     usage: Usage = field(default_factory=Usage)
     judge_usage: Usage = field(default_factory=Usage)
     """The LLM judge's share of ``usage`` (``synth.judge``), summed over the judged questions."""
+    failed_attempts: collections.Counter = field(default_factory=collections.Counter)
+    """This run's failed HTTP attempts by cause (``timeout``, ``HTTP 503``, ...): why ``usage.retries``."""
     stopped: str | None = None
     seconds: float = 0.0
 
@@ -282,6 +284,7 @@ async def generate_pairs(
         await generation.run(store)
     finally:
         report.usage = client.usage.minus(generation.usage_before)
+        report.failed_attempts = client.failures - generation.failures_before
         report.seconds = time.perf_counter() - started
     if report.chunks_failed and not report.chunks_done and report.stopped is None:  # every commit is in by now
         raise LLMError(every_request_failed(client.failures, report.chunks_failed, client.endpoint.base_url))
@@ -317,6 +320,7 @@ class _Generation:
         self.refused_in_a_row = 0
         self.queue: asyncio.Queue = asyncio.Queue()
         self.usage_before = client.usage.copy()
+        self.failures_before = collections.Counter(client.failures)
 
     async def run(self, store: SynthStore) -> None:
         committer = asyncio.create_task(_commit_loop(self.queue, store, self.on_commit))

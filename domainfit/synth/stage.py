@@ -87,6 +87,7 @@ class SynthResult:
             "pairs_total": self.pairs_total,
             "rejects": self.rejects,
             **self.usage.counts(),
+            "failed_attempts": dict(self.generation.failed_attempts.most_common()),
             "complete": self.complete,
         }
         if self.cost_usd is not None:
@@ -112,6 +113,8 @@ class SynthResult:
         if set(generation.pairs_by_style) - {"question"}:
             by_style = " [" + ", ".join(f"{style} {n}" for style, n in sorted(generation.pairs_by_style.items())) + "]"
         usage = self.usage
+        failed = ", ".join(f"{cause} x {n}" for cause, n in generation.failed_attempts.most_common())
+        failed = f" ({failed})" if failed else ""
         cost = f", est. ${self.cost_usd:.4f}" if self.cost_usd is not None else ""
         batch = ""
         if self.batch is not None:
@@ -127,7 +130,7 @@ class SynthResult:
             + (f"; {generation.chunks_failed} failed and will be retried on the next run" if generation.chunks_failed else ""),
             f"  pairs: {self.pairs} accepted{by_style} ({self.pairs_total} in pairs.jsonl); "
             f"rejected: {sum(generation.rejects.values())}" + (f" ({reasons})" if reasons else ""),
-            f"  LLM: {self.endpoint}{batch}: {usage.requests} requests, {usage.retries} retries, {usage.reasks} re-asks, "
+            f"  LLM: {self.endpoint}{batch}: {usage.requests} requests, {usage.retries} retries{failed}, {usage.reasks} re-asks, "
             f"{usage.prompt_tokens:,} prompt + {usage.completion_tokens:,} completion tokens{cost}",
         ]
         if generation.stopped == "token_budget":
