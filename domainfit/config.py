@@ -19,7 +19,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 from pydantic import (
     BaseModel,
@@ -291,8 +291,15 @@ class TrainConfig(_Section):
         "cosine", description="learning-rate schedule"
     )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
-    base_merge_ratio: float = Field(
-        0.75, ge=0, lt=1, description="share of the base model's weights averaged into the trained one (WiSE-FT); 0 = off"
+    base_merge_ratio: Annotated[float, Field(ge=0, lt=1)] | Literal["auto"] = Field(
+        0.75,
+        description="share of the base model's weights averaged into the trained one (WiSE-FT); 0 = off; "
+        "'auto' = the best of merge_ratio_grid on the val split",
+    )
+    merge_ratio_grid: list[Annotated[float, Field(ge=0, lt=1)]] = Field(
+        [0.0, 0.25, 0.5, 0.75],
+        min_length=1,
+        description="ratios base_merge_ratio = 'auto' tries on the val split (ties: the larger); no val split: the largest",
     )
     max_seq_length: int | None = Field(None, ge=8, description="token cap; unset = the model's")
     scale: float = Field(20.0, gt=0, description="MNRL similarity scale (1/temperature)")

@@ -14,7 +14,7 @@ import pytest
 
 from domainfit.artifacts import Chunk, Pair, RunDir, read_json, read_jsonl, stage_record, write_chunks, write_jsonl
 from domainfit.config import SplitConfig, TrainConfig, load_config
-from domainfit.errors import TrainingError
+from domainfit.errors import ConfigError, TrainingError
 from conftest import financial_rows, run_from_rows
 from domainfit.splits import Splits, write_splits
 from domainfit.models import resolve_matryoshka_dims
@@ -464,3 +464,23 @@ def test_base_merge_ratio_writes_a_model_halfway_between_base_and_tuned(tiny_run
     assert torch.allclose(merged[name], (tuned[name] + base[name]) / 2, atol=1e-6)
     assert result.base_merge_ratio == 0.5 and "WiSE-FT" in result.summary()
     assert read_json(result.model_dir / "domainfit_training.json")["base_merge_ratio"] == 0.5
+
+
+@pytest.mark.slow
+def test_auto_merge_ratio_is_chosen_on_validation_and_recorded(tiny_run, tiny_model, one_thread):
+    config = tiny_config(tiny_model, epochs=1, seed=7, base_merge_ratio="auto", merge_ratio_grid=[0.0, 0.5])
+    result = run_training(tiny_run, config, progress=False)
+
+    scores = result.merge_ratio_scores
+    assert list(scores) == [0.0, 0.5] and result.base_merge_ratio == max(scores, key=lambda r: (scores[r], r))
+    assert result.best_metric[1] == pytest.approx(scores[result.base_merge_ratio])  # the kept model's validation
+    assert "chosen on validation from 0: " in result.summary()
+    card = read_json(result.model_dir / "domainfit_training.json")
+    assert card["base_merge_ratio"] == result.base_merge_ratio and set(card["merge_ratio_scores"]) == {"0", "0.5"}
+
+
+def test_a_merge_ratio_that_is_neither_a_share_nor_auto_is_refused():
+    with pytest.raises(ConfigError, match="base_merge_ratio"):
+        load_config(overrides={"train.base_merge_ratio": "best"}, environ={})
+    with pytest.raises(ConfigError, match="merge_ratio_grid"):
+        load_config(overrides={"train.merge_ratio_grid": [0.5, 1.5]}, environ={})

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from domainfit.train.merge import interpolate_state_dicts, merge_with_base
+from domainfit.train.merge import choose_merge_ratio, interpolate_state_dicts, merge_with_base
 
 
 def test_interpolation_moves_each_float_tensor_towards_the_base_by_the_ratio():
@@ -40,3 +40,31 @@ def test_merge_with_base_updates_a_module_in_place():
 
     assert merge_with_base(tuned, base_state, 0.5) == 2
     assert torch.allclose(tuned.weight, expected)
+
+
+def _one_weight(value: float) -> torch.nn.Module:
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.fill_(value)
+    return module
+
+
+def test_auto_keeps_the_ratio_validation_likes_best_and_tries_each_from_the_tuned_weights():
+    tuned, base_state = _one_weight(1.0), _one_weight(0.0).state_dict()
+    tried = []
+
+    def closeness_to_0_6(model) -> float:  # validation "likes" a weight of 0.6
+        tried.append(round(model.weight.item(), 4))
+        return -abs(model.weight.item() - 0.6)
+
+    ratio, scores = choose_merge_ratio(tuned, base_state, [0.75, 0.0, 0.5, 0.25], closeness_to_0_6)
+
+    assert ratio == 0.5 and list(scores) == [0.0, 0.25, 0.5, 0.75]
+    assert tried == [1.0, 0.75, 0.5, 0.25]  # each ratio from the tuned weights, not from the previous try
+    assert tuned.weight.item() == pytest.approx(0.5)  # the module is left merged at the chosen ratio
+
+
+def test_auto_breaks_a_tie_towards_the_base_model():
+    tuned, base_state = _one_weight(1.0), _one_weight(0.0).state_dict()
+    ratio, _ = choose_merge_ratio(tuned, base_state, [0.0, 0.5], lambda model: 0.3)
+    assert ratio == 0.5 and tuned.weight.item() == pytest.approx(0.5)

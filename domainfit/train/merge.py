@@ -6,7 +6,10 @@ with the base weights, ``theta = (1 - r) * theta_tuned + r * theta_base``, keeps
 of the in-domain gain and much of the base model's robustness (Wortsman et al., 2022,
 "Robust fine-tuning of zero-shot models"; LM-Cocktail, Xiao et al., 2023, does the same
 for embedding models). ``r`` is ``train.base_merge_ratio``; its default was chosen on
-Cranfield's development queries (docs/train.md), never on a test split.
+Cranfield's development queries (docs/train.md), never on a test split. With
+``base_merge_ratio = "auto"``, :func:`choose_merge_ratio` tries each ratio of
+``train.merge_ratio_grid`` on the validation split and keeps the best: how far to
+trust the fine-tuning depends on the data, and the val split is this run's own.
 
 Only floating-point tensors present in both models with the same shape are averaged;
 anything else (integer buffers such as position ids) is kept from the fine-tuned model.
@@ -19,7 +22,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -61,3 +64,30 @@ def merge_with_base(model, base_state: Mapping[str, "torch.Tensor"], base_ratio:
         merged = interpolate_state_dicts(tuned, base_state, base_ratio=base_ratio)
         model.load_state_dict(merged)
     return sum(1 for name in merged if merged[name] is not tuned[name])
+
+
+def choose_merge_ratio(
+    model, base_state: Mapping[str, "torch.Tensor"], ratios: Iterable[float], score: Callable[[object], float]
+) -> tuple[float, dict[float, float]]:
+    """Merge ``model`` in place at the ratio ``score(model)`` rates best; returns it and every ratio's score.
+
+    The ratios are tried in ascending order (the scores dict keeps that order).
+    Each ratio is applied to a CPU copy of the tuned weights, so the tries do not
+    compound. A tie goes to the larger ratio: closer to the base model, which is the
+    safer side when the validation questions are as synthetic as the training ones.
+
+    Example::
+
+        ratio, scores = choose_merge_ratio(model, base_state, [0.0, 0.5], lambda m: evaluator(m)[metric])
+    """
+    import torch
+
+    with torch.no_grad():
+        tuned = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+        scores: dict[float, float] = {}
+        for ratio in sorted(set(ratios)):
+            model.load_state_dict(interpolate_state_dicts(tuned, base_state, base_ratio=ratio))
+            scores[ratio] = float(score(model))
+        best = max(scores, key=lambda ratio: (scores[ratio], ratio))
+        model.load_state_dict(interpolate_state_dicts(tuned, base_state, base_ratio=best))
+    return best, scores

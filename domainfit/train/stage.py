@@ -52,6 +52,8 @@ class TrainResult:
     val_metrics: dict[int, dict[str, float]] = field(default_factory=dict)
     loss_config: dict[str, Any] = field(default_factory=dict)
     base_merge_ratio: float = 0.0
+    merge_ratio_scores: dict[float, float] = field(default_factory=dict)
+    """Validation score of each ratio tried (``base_merge_ratio = "auto"``); empty for a fixed ratio."""
     discarded_checkpoints: list[str] = field(default_factory=list)
     is_main_process: bool = True
     seconds: float = 0.0
@@ -67,6 +69,7 @@ class TrainResult:
             "loss": self.loss,
             "loss_config": self.loss_config,
             "base_merge_ratio": self.base_merge_ratio,
+            "merge_ratio_scores": {f"{ratio:g}": score for ratio, score in self.merge_ratio_scores.items()},
             "dims": self.dims,
             "counts": self.data_counts,
             "batch_size": self.batch_size,
@@ -98,8 +101,14 @@ class TrainResult:
             lines.append(f"  resumed from {self.resumed_from} ({self.steps_this_run} steps this run)")
         if self.discarded_checkpoints:
             lines.append(f"  discarded checkpoints of another config or cut short: {', '.join(self.discarded_checkpoints)}")
+        chosen = ""
+        if self.merge_ratio_scores:
+            tried = ", ".join(f"{ratio:g}: {score:.4f}" for ratio, score in self.merge_ratio_scores.items())
+            chosen = f"; chosen on validation from {tried}"
         if self.base_merge_ratio:
-            lines.append(f"  merged with the base model: {self.base_merge_ratio:g} of its weights (WiSE-FT)")
+            lines.append(f"  merged with the base model: {self.base_merge_ratio:g} of its weights (WiSE-FT{chosen})")
+        elif chosen:
+            lines.append(f"  not merged with the base model: ratio 0 was best on validation{chosen}")
         if self.val_metrics:
             cells = " | ".join(f"{dim}: {values.get('ndcg@10', float('nan')):.4f}" for dim, values in self.val_metrics.items())
             lines.append(f"  validation ndcg@10 by dim: {cells}")

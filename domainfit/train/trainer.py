@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -46,7 +46,7 @@ from .data import to_datasets
 from .validation import build_evaluator
 from .inputs import TrainingInputs
 from .losses import build_loss, inner_loss_config, loss_description
-from .merge import merge_with_base
+from .merge import choose_merge_ratio, merge_with_base
 from .progress import ReadableProgress, main_metric_name, quiet_library_bars
 from .stage import TrainResult
 
@@ -137,17 +137,18 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
     resume = last_complete_checkpoint(run.checkpoints_dir)
     resumed_step = _global_step(resume) if resume else 0  # read now: the trainer may rotate that checkpoint out
     trainer = _trainer(model, loss, run, config, inputs, plan, progress)
-    base_state = _base_weights(model) if config.train.base_merge_ratio > 0 else None
+    base_state = _base_weights(model) if config.train.base_merge_ratio != 0 else None
     _readable_output(trainer, run, metric=main_metric_name(plan.metric), similarity=plan.similarity, progress=progress)
     with quiet_library_bars():
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     best = _best_evaluation(trainer.state.log_history, plan.metric)
+    merge = _Merge(ratio=0.0)
     if base_state is not None:
-        merge_with_base(trainer.model, base_state, config.train.base_merge_ratio)
-        if trainer.evaluator is not None:
-            best = {f"eval_{name}": value for name, value in trainer.evaluator(trainer.model).items()}
+        merge = _merge(trainer, base_state, config.train, plan)
+        best = merge.evaluation or best
     result = _result(trainer, loss, run, config, inputs, plan, best=best, resume=resume, resumed_step=resumed_step)
+    result.base_merge_ratio, result.merge_ratio_scores = merge.ratio, merge.scores
     result.discarded_checkpoints = discarded
     result.is_main_process = state.is_main_process
     if state.is_main_process:
@@ -243,8 +244,37 @@ def _result(
         best_metric=(plan.metric, float(best[plan.metric])) if best and plan.metric else None,
         val_metrics=_metrics_by_dim(best, plan.dims, plan.model_dim, plan.similarity) if best else {},
         loss_config=inner_loss_config(loss),
-        base_merge_ratio=settings.base_merge_ratio,
     )
+
+
+@dataclass
+class _Merge:
+    """The WiSE-FT merge as done: its ratio, each tried ratio's validation score, the kept model's evaluation."""
+
+    ratio: float
+    scores: dict[float, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] | None = None
+
+
+def _merge(trainer, base_state: dict, settings, plan: _Plan) -> _Merge:
+    """Merge the trained model with its base at ``base_merge_ratio``, or at the best of the grid on validation."""
+    evaluator = trainer.evaluator
+
+    def evaluate(model) -> dict[str, Any]:
+        return {f"eval_{name}": value for name, value in evaluator(model).items()}
+
+    if settings.base_merge_ratio == "auto" and evaluator is not None and plan.metric:
+        evaluations: list[dict[str, Any]] = []  # in the order tried: ascending ratio
+
+        def score(model) -> float:
+            evaluations.append(evaluate(model))
+            return float(evaluations[-1][plan.metric])
+
+        ratio, scores = choose_merge_ratio(trainer.model, base_state, settings.merge_ratio_grid, score)
+        return _Merge(ratio=ratio, scores=scores, evaluation=dict(zip(scores, evaluations))[ratio])
+    ratio = max(settings.merge_ratio_grid) if settings.base_merge_ratio == "auto" else settings.base_merge_ratio
+    merge_with_base(trainer.model, base_state, ratio)
+    return _Merge(ratio=ratio, evaluation=evaluate(trainer.model) if evaluator is not None else None)
 
 
 def _base_weights(model) -> dict:
