@@ -8,8 +8,10 @@ of the in-domain gain and much of the base model's robustness (Wortsman et al., 
 for embedding models). ``r`` is ``train.base_merge_ratio``; its default was chosen on
 Cranfield's development queries (docs/train.md), never on a test split. With
 ``base_merge_ratio = "auto"``, :func:`choose_merge_ratio` tries each ratio of
-``train.merge_ratio_grid`` on the validation split and keeps the best: how far to
-trust the fine-tuning depends on the data, and the val split is this run's own.
+``train.merge_ratio_grid`` on the validation split and keeps the best. That suits a
+val split like the real queries; generated val questions reward fitting the generator
+and pick little or no merge, which lost on Cranfield's human queries (docs/train.md),
+so "auto" is not the default.
 
 Only floating-point tensors present in both models with the same shape are averaged;
 anything else (integer buffers such as position ids) is kept from the fine-tuned model.
