@@ -3,10 +3,11 @@
 ``train.base_merge_ratio = "auto"`` keeps the ratio the val split likes best; this
 shows, for a run of ``bench_adapt.py``, what each ratio of ``train.merge_ratio_grid``
 scores on the val split (as "auto" computes it) and on Cranfield's human-written
-queries, from the checkpoint training kept (train with ``train.keep_checkpoints``)::
+queries, from the checkpoint training kept (add ``keep_checkpoints = true`` under
+``[train]`` in ``OUT/adapt.toml`` and train again)::
 
-    domainfit train OUT/in_corpus --set train.keep_checkpoints=true --set train.base_merge_ratio=0
-    .venv/bin/python benchmarks/merge_ratio_sweep.py OUT/in_corpus --cranfield OUT/cranfield --sets dev,test,all
+    domainfit train OUT/in_corpus --config OUT/adapt.toml
+    .venv/bin/python benchmarks/merge_ratio_sweep.py OUT/in_corpus --cranfield OUT/cranfield --config OUT/adapt.toml
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def best_checkpoint(folder: Path) -> Path:
     """The checkpoint the trainer kept as best (its last checkpoint's ``trainer_state.json`` names it)."""
     checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda path: int(path.name.split("-")[1]))
     if not checkpoints:
-        raise SystemExit(f"no checkpoints in {folder}: train with --set train.keep_checkpoints=true")
+        raise SystemExit(f"no checkpoints in {folder}: train with keep_checkpoints = true under [train]")
     state = json.loads((checkpoints[-1] / "trainer_state.json").read_text(encoding="utf-8"))
     return folder / Path(state.get("best_model_checkpoint") or checkpoints[-1]).name
 
