@@ -446,7 +446,8 @@ def test_cli_synth_on_the_sample_folder_against_an_openai_compatible_server(stub
     stage = manifest["stages"]["synth"]
     assert stage["status"] == "done" and stage["details"]["skipped"]["notes.xyz"]
     assert stage["counts"]["pairs_accepted"] == len(pairs) and sum(stage["counts"]["rejects"].values()) == len(rejects)
-    assert stage["counts"]["requests"] == 12 and stage["counts"]["prompt_tokens"] == stub.usage_reported()[0]
+    retried = sum(stage["counts"]["failed_attempts"].values())  # attempts lost on the way (a loaded machine) are retried
+    assert 12 <= stage["counts"]["requests"] <= 12 + retried and stage["counts"]["prompt_tokens"] == stub.usage_reported()[0]
     everything = (run / "manifest.json").read_text() + done.stdout + done.stderr
     assert secret not in everything and secret[4:-4] not in everything
 
