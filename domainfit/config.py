@@ -301,6 +301,12 @@ class TrainConfig(_Section):
         min_length=1,
         description="ratios base_merge_ratio = 'auto' tries on the val split (ties: the larger); no val split: the largest",
     )
+    base_distillation: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a loss term that keeps each Matryoshka prefix's in-batch scores close to "
+        "the base model's full-dim scores (KL); 0 = off",
+    )
     max_seq_length: int | None = Field(None, ge=8, description="token cap; unset = the model's")
     scale: float = Field(20.0, gt=0, description="MNRL similarity scale (1/temperature)")
     triplet_margin: float = Field(0.3, ge=0, description="TripletLoss margin")

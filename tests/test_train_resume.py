@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from domainfit.artifacts import RunDir, read_json, stage_record
+from domainfit.artifacts import RunDir, read_json, read_jsonl, stage_record
 from domainfit.train.checkpoints import checkpoint_step, last_complete_checkpoint
 from train_support import TINY_DIM, build_tiny_model
 
@@ -104,3 +104,15 @@ def test_torchrun_with_two_cpu_processes_trains_one_model(tiny_run, tiny_model, 
 
     for dim in (TINY_DIM, 64):
         assert SentenceTransformer(str(tiny_run.model_dir), truncate_dim=dim).encode(["q", "d"]).shape == (2, dim)
+
+
+def test_torchrun_with_two_cpu_processes_trains_with_distillation_from_the_base(tiny_run, tiny_model, tmp_path):
+    config = write_config(tmp_path / "run.toml", tiny_model, epochs=1.0, batch_size=16, base_distillation=1.0)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               *train_command(tiny_run, config)[2:]]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    info = read_json(tiny_run.model_dir / "domainfit_training.json")
+    assert info["world_size"] == 2 and "distillation from the base model" in info["loss"]
+    logged = [entry for entry in read_jsonl(tiny_run.root / "train_log.jsonl") if "loss" in entry]
+    assert logged and all("distillation" in entry for entry in logged)

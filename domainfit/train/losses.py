@@ -15,7 +15,10 @@
 Each is wrapped in MatryoshkaLoss over the resolved dims (see
 :func:`domainfit.models.resolve_matryoshka_dims`), so every prefix of the embedding is trained to
 retrieve on its own. Gradient accumulation does not enlarge MNRL's in-batch
-negatives; ``cached-mnrl`` with a larger ``batch_size`` does.
+negatives; ``cached-mnrl`` with a larger ``batch_size`` does. With
+``train.base_distillation`` the whole is wrapped once more, in
+:class:`domainfit.train.distillation.BaseDistillationLoss`, which adds a term keeping the
+student's in-batch scores close to the base model's.
 
 Example::
 
@@ -74,9 +77,22 @@ def build_loss(
         inner = losses.TripletLoss(model, distance_metric=distance, triplet_margin=config.triplet_margin)
     else:  # pragma: no cover - the config's Literal forbids it
         raise ValueError(f"unknown loss {config.loss!r}")
-    if not dims:
+    if dims:
+        inner = losses.MatryoshkaLoss(model, inner, matryoshka_dims=list(dims))
+    if not config.base_distillation:
         return inner
-    return losses.MatryoshkaLoss(model, inner, matryoshka_dims=list(dims))
+    from .distillation import BaseDistillationLoss
+
+    return BaseDistillationLoss(
+        model,
+        inner,
+        dims=list(dims) or [model.get_embedding_dimension()],
+        weight=config.base_distillation,
+        scale=config.scale,
+    )
+
+
+_WRAPPERS = ("BaseDistillationLoss", "MatryoshkaLoss")  # losses around the ranking loss, by class name
 
 
 def inner_loss_config(loss) -> dict:
@@ -86,7 +102,9 @@ def inner_loss_config(loss) -> dict:
 
         inner_loss_config(build_loss(model, TrainConfig(), dims=[384]))["mini_batch_size"]   # 32
     """
-    inner = getattr(loss, "loss", loss)
+    inner = loss
+    while type(inner).__name__ in _WRAPPERS:
+        inner = inner.loss
     config = inner.get_config_dict() if hasattr(inner, "get_config_dict") else {}
     return {"name": type(inner).__name__, **{key: _plain(value) for key, value in config.items()}}
 
@@ -110,4 +128,8 @@ def loss_description(config: TrainConfig, dims: Sequence[int], n_negatives: int)
     if config.loss != "triplet":
         plural = "" if n_negatives == 1 else "s"
         name += f" (scale {config.scale:g}, {n_negatives} mined negative{plural} per pair)"
-    return f"MatryoshkaLoss {list(dims)} over {name}" if dims else name
+    if dims:
+        name = f"MatryoshkaLoss {list(dims)} over {name}"
+    if config.base_distillation:
+        name += f", plus {config.base_distillation:g} x distillation from the base model's in-batch scores"
+    return name

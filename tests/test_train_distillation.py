@@ -1,0 +1,85 @@
+"""Distillation from the base model (train.base_distillation)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import financial_rows, run_from_rows
+from domainfit.artifacts import read_chunks, read_jsonl
+from domainfit.config import load_config
+from domainfit.errors import ConfigError
+from domainfit.train import run_training
+from domainfit.train.distillation import in_batch_kl
+from train_support import TINY_DIM, build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+def columns(seed: int, rows: int = 4, dim: int = 8, n_columns: int = 3) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(rows, dim, generator=generator) for _ in range(n_columns)]
+
+
+def test_a_student_that_ranks_as_the_base_does_costs_nothing():
+    teacher = columns(seed=0)
+    assert in_batch_kl(teacher, teacher, dim=8, scale=20.0).item() == pytest.approx(0.0, abs=1e-6)
+    scaled = [2.5 * column for column in teacher]  # cosine scores ignore the length
+    assert in_batch_kl(scaled, teacher, dim=8, scale=20.0).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_prefix_is_scored_against_the_whole_base_embedding():
+    teacher = columns(seed=0)
+    assert in_batch_kl(teacher, teacher, dim=2, scale=20.0).item() > 0.01  # two values rank differently from eight
+    assert in_batch_kl(columns(seed=1), teacher, dim=8, scale=20.0).item() > 0.1
+
+
+def test_every_query_is_ranked_against_every_candidate_of_the_batch():
+    teacher = columns(seed=0, n_columns=3)
+    student = [column.clone().requires_grad_() for column in columns(seed=1, n_columns=3)]
+    in_batch_kl(student, teacher, dim=8, scale=20.0).backward()
+    assert all(column.grad is not None and column.grad.abs().sum() > 0 for column in student)
+
+
+def test_a_negative_weight_is_refused():
+    with pytest.raises(ConfigError, match="base_distillation"):
+        load_config(overrides={"train.base_distillation": -1}, environ={})
+
+
+def _base_kl(model_dir, base_dir, texts: list[str]) -> float:
+    """KL of the base model's ranking of ``texts`` (first half queries, second half candidates) from the model's."""
+    from sentence_transformers import SentenceTransformer
+
+    half = len(texts) // 2
+
+    def encode(path):
+        vectors = SentenceTransformer(str(path), device="cpu").encode(texts, convert_to_tensor=True)
+        return [vectors[:half], vectors[half:]]
+
+    return in_batch_kl(encode(model_dir), encode(base_dir), dim=TINY_DIM, scale=20.0).item()
+
+
+@pytest.mark.slow
+def test_distillation_keeps_the_trained_model_closer_to_the_base_model_and_logs_its_term(tiny_model, tmp_path):
+    torch.set_num_threads(1)
+
+    def train(name: str, weight: float):
+        run = run_from_rows(tmp_path / name, financial_rows(120))
+        overrides = {
+            "base_model": str(tiny_model), "train.learning_rate": 1e-3, "train.epochs": 2, "train.logging_steps": 1,
+            "train.base_merge_ratio": 0.0, "train.base_distillation": weight, "train.seed": 7,
+        }
+        return run, run_training(run, load_config(overrides=overrides, environ={}), progress=False)
+
+    plain_run, plain = train("plain", 0.0)
+    distilled_run, distilled = train("distilled", 10.0)
+
+    texts = [chunk.text for chunk in read_chunks(plain_run.chunks)][:64]
+    assert _base_kl(distilled.model_dir, tiny_model, texts) < _base_kl(plain.model_dir, tiny_model, texts)
+    logged = [entry for entry in read_jsonl(distilled_run.root / "train_log.jsonl") if "loss" in entry]
+    assert logged and all(entry["distillation"] >= 0 and "ranking" in entry for entry in logged)
+    assert "distillation from the base model" in distilled.loss and "distillation" not in plain.loss
+    assert distilled.loss_config["name"] == "CachedMultipleNegativesRankingLoss"
