@@ -49,14 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     from domainfit.splits import read_splits
     from domainfit.train.args import validation_metric
     from domainfit.train.inputs import load_training_inputs
-    from domainfit.train.merge import interpolate_state_dicts
+    from domainfit.train.merge import choose_merge_ratio
     from domainfit.train.validation import build_evaluator
 
     run = RunDir(args.run)
     config = load_config(args.config, environ={})
     checkpoint = best_checkpoint(args.checkpoints or run.checkpoints_dir)
     model = load_model(str(checkpoint), device="cpu")
-    tuned = {name: value.clone() for name, value in model.state_dict().items()}
     base = load_model(config.base_model, device="cpu").state_dict()
     model_dim = embedding_dim(model)
     dims = resolve_matryoshka_dims(model_dim, config.train.matryoshka_dims)
@@ -69,11 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checkpoint {checkpoint.name}; val metric {metric} ({len(inputs.val.queries)} val questions)")
     print(f"{'ratio':<7}{'val':>8}  {'set':<7}" + "".join(f"{dim:>9}" for dim in DIMS) + "   minus base")
     results = {}
-    for ratio in sorted(set(config.train.merge_ratio_grid)):
-        model.load_state_dict(interpolate_state_dicts(tuned, base, base_ratio=ratio))
-        val = float(evaluator(model)[metric])
+    tried = iter(sorted(set(config.train.merge_ratio_grid)))  # choose_merge_ratio tries them in this order
+
+    def score(merged) -> float:
+        """The val score "auto" rates the ratio by, and (recorded beside it) the ratio's human-query scores."""
+        ratio = next(tried)
+        val = float(evaluator(merged)[metric])
         folder = args.run / "merge_sweep" / f"ratio_{ratio:g}"
-        model.save(str(folder))
+        merged.save(str(folder))
         scores = scorer.dense(str(folder))
         results[f"{ratio:g}"] = {"val": val, **{name: {dim: scores[name][dim]["ndcg@10"] for dim in DIMS} for name in sets}}
         for name in sets:
@@ -81,8 +83,10 @@ def main(argv: list[str] | None = None) -> int:
             gain = [value - base_scores[name][dim]["ndcg@10"] for value, dim in zip(row, DIMS)]
             print(f"{ratio:<7g}{val:>8.4f}  {name:<7}" + "".join(f"{value:>9.4f}" for value in row)
                   + "  " + "".join(f"{value:>+9.4f}" for value in gain), flush=True)
-    chosen = max(results, key=lambda ratio: (results[ratio]["val"], float(ratio)))
-    print(f'base_merge_ratio = "auto" keeps {chosen}')
+        return val
+
+    chosen, _ = choose_merge_ratio(model, base, config.train.merge_ratio_grid, score)
+    print(f'base_merge_ratio = "auto" keeps {chosen:g}')
     (args.run / "merge_sweep" / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
 

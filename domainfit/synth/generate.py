@@ -389,9 +389,14 @@ class _Generation:
                 )
 
 
+def failure_causes(failures: collections.Counter) -> str:
+    """Failed attempts by cause, most frequent first: ``HTTP 429 x 2, timeout x 1`` ('' when none)."""
+    return ", ".join(f"{cause} x {count}" for cause, count in failures.most_common())
+
+
 def every_request_failed(failures: collections.Counter, chunks: int, url: str) -> str:
     """The one line for a run in which no request came back: ``every request failed: HTTP 503 x 12 ...``."""
-    causes = ", ".join(f"{cause} x {count}" for cause, count in failures.most_common()) or "no answer"
+    causes = failure_causes(failures) or "no answer"
     return (
         f"every request failed: {causes} ({chunks} chunk(s), none answered; they are asked again on the next run); "
         f"is the LLM at {url} up? (llm.base_url, llm.timeout_s)"

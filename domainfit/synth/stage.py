@@ -18,7 +18,7 @@ from ..errors import DocumentError
 from .chunking import chunk_documents, is_llm_eligible, load_tokenizer
 from .documents import load_documents
 from .filters import DuplicateFilter, RoundTripChecker
-from .generate import AnswerChecker, GenerationReport, generate_pairs
+from .generate import AnswerChecker, GenerationReport, failure_causes, generate_pairs
 from .batch import BatchRun, estimated_cost, generate_pairs_in_batches
 from .llm import Endpoint, LLMClient, Usage, open_endpoint
 from .prompts import PROMPT_VERSION
@@ -113,7 +113,7 @@ class SynthResult:
         if set(generation.pairs_by_style) - {"question"}:
             by_style = " [" + ", ".join(f"{style} {n}" for style, n in sorted(generation.pairs_by_style.items())) + "]"
         usage = self.usage
-        failed = ", ".join(f"{cause} x {n}" for cause, n in generation.failed_attempts.most_common())
+        failed = failure_causes(generation.failed_attempts)
         failed = f" ({failed})" if failed else ""
         cost = f", est. ${self.cost_usd:.4f}" if self.cost_usd is not None else ""
         batch = ""
