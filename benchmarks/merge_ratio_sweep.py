@@ -68,11 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"checkpoint {checkpoint.name}; val metric {metric} ({len(inputs.val.queries)} val questions)")
     print(f"{'ratio':<7}{'val':>8}  {'set':<7}" + "".join(f"{dim:>9}" for dim in DIMS) + "   minus base")
     results = {}
-    tried = iter(sorted(set(config.train.merge_ratio_grid)))  # choose_merge_ratio tries them in this order
 
-    def score(merged) -> float:
+    def score(merged, ratio: float) -> float:
         """The val score "auto" rates the ratio by, and (recorded beside it) the ratio's human-query scores."""
-        ratio = next(tried)
         val = float(evaluator(merged)[metric])
         folder = args.run / "merge_sweep" / f"ratio_{ratio:g}"
         merged.save(str(folder))

@@ -53,18 +53,18 @@ def test_auto_keeps_the_ratio_validation_likes_best_and_tries_each_from_the_tune
     tuned, base_state = _one_weight(1.0), _one_weight(0.0).state_dict()
     tried = []
 
-    def closeness_to_0_6(model) -> float:  # validation "likes" a weight of 0.6
-        tried.append(round(model.weight.item(), 4))
+    def closeness_to_0_6(model, ratio: float) -> float:  # validation "likes" a weight of 0.6
+        tried.append((ratio, round(model.weight.item(), 4)))
         return -abs(model.weight.item() - 0.6)
 
     ratio, scores = choose_merge_ratio(tuned, base_state, [0.75, 0.0, 0.5, 0.25], closeness_to_0_6)
 
     assert ratio == 0.5 and list(scores) == [0.0, 0.25, 0.5, 0.75]
-    assert tried == [1.0, 0.75, 0.5, 0.25]  # each ratio from the tuned weights, not from the previous try
+    assert tried == [(0.0, 1.0), (0.25, 0.75), (0.5, 0.5), (0.75, 0.25)]  # each ratio from the tuned weights, not from the previous try
     assert tuned.weight.item() == pytest.approx(0.5)  # the module is left merged at the chosen ratio
 
 
 def test_auto_breaks_a_tie_towards_the_base_model():
     tuned, base_state = _one_weight(1.0), _one_weight(0.0).state_dict()
-    ratio, _ = choose_merge_ratio(tuned, base_state, [0.0, 0.5], lambda model: 0.3)
+    ratio, _ = choose_merge_ratio(tuned, base_state, [0.0, 0.5], lambda model, ratio: 0.3)
     assert ratio == 0.5 and tuned.weight.item() == pytest.approx(0.5)

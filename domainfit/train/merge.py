@@ -69,18 +69,20 @@ def merge_with_base(model, base_state: Mapping[str, "torch.Tensor"], base_ratio:
 
 
 def choose_merge_ratio(
-    model, base_state: Mapping[str, "torch.Tensor"], ratios: Iterable[float], score: Callable[[object], float]
+    model, base_state: Mapping[str, "torch.Tensor"], ratios: Iterable[float],
+    score: Callable[[object, float], float],
 ) -> tuple[float, dict[float, float]]:
-    """Merge ``model`` in place at the ratio ``score(model)`` rates best; returns it and every ratio's score.
+    """Merge ``model`` in place at the ratio ``score(model, ratio)`` rates best; returns it and every ratio's score.
 
-    The ratios are tried in ascending order (the scores dict keeps that order).
-    Each ratio is applied to a CPU copy of the tuned weights, so the tries do not
+    The ratios are tried in ascending order (the scores dict keeps that order), and
+    ``score`` is told which ratio the model is merged at, so a caller can keep more than
+    the score (an evaluation, a saved copy) under that ratio. Each ratio is applied to a CPU copy of the tuned weights, so the tries do not
     compound. A tie goes to the larger ratio: closer to the base model, which is the
     safer side when the validation questions are as synthetic as the training ones.
 
     Example::
 
-        ratio, scores = choose_merge_ratio(model, base_state, [0.0, 0.5], lambda m: evaluator(m)[metric])
+        ratio, scores = choose_merge_ratio(model, base_state, [0.0, 0.5], lambda m, r: evaluator(m)[metric])
     """
     import torch
 
@@ -89,7 +91,7 @@ def choose_merge_ratio(
         scores: dict[float, float] = {}
         for ratio in sorted(set(ratios)):
             model.load_state_dict(interpolate_state_dicts(tuned, base_state, base_ratio=ratio))
-            scores[ratio] = float(score(model))
+            scores[ratio] = float(score(model, ratio))
         best = max(scores, key=lambda ratio: (scores[ratio], ratio))
         model.load_state_dict(interpolate_state_dicts(tuned, base_state, base_ratio=best))
     return best, scores

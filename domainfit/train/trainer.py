@@ -264,14 +264,14 @@ def _merge(trainer, base_state: dict, settings, plan: _Plan) -> _Merge:
         return {f"eval_{name}": value for name, value in evaluator(model).items()}
 
     if settings.base_merge_ratio == "auto" and evaluator is not None and plan.metric:
-        evaluations: list[dict[str, Any]] = []  # in the order tried: ascending ratio
+        evaluations: dict[float, dict[str, Any]] = {}
 
-        def score(model) -> float:
-            evaluations.append(evaluate(model))
-            return float(evaluations[-1][plan.metric])
+        def score(model, ratio: float) -> float:
+            evaluations[ratio] = evaluate(model)
+            return float(evaluations[ratio][plan.metric])
 
         ratio, scores = choose_merge_ratio(trainer.model, base_state, settings.merge_ratio_grid, score)
-        return _Merge(ratio=ratio, scores=scores, evaluation=dict(zip(scores, evaluations))[ratio])
+        return _Merge(ratio=ratio, scores=scores, evaluation=evaluations[ratio])
     ratio = max(settings.merge_ratio_grid) if settings.base_merge_ratio == "auto" else settings.base_merge_ratio
     merge_with_base(trainer.model, base_state, ratio)
     return _Merge(ratio=ratio, evaluation=evaluate(trainer.model) if evaluator is not None else None)
