@@ -37,7 +37,7 @@ class BaseDistillationLoss(nn.Module):
         self.scale = scale
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None) -> dict[str, Tensor]:
-        inputs = [dict(features) for features in sentence_features]  # the models write their outputs into these
+        inputs = list(sentence_features)  # each pass gets its own copies: the models write their outputs into them
         ranking = self.loss([dict(features) for features in inputs], labels)
         with torch.no_grad():
             teacher = _embed(self.teacher, [dict(features) for features in inputs])
