@@ -99,7 +99,10 @@ class Pair(_Row):
     ``style`` is the query style (``question``, ``claim``, ``keywords``); rows written
     before styles existed have none and read as ``question``. ``origin`` is
     ``generated`` (synth) or ``human`` (written by a person on the review page, kept
-    in ``human.jsonl``: a test question only, never trained on).
+    in ``human.jsonl``: a test question only, never trained on). ``generator`` says who
+    wrote the query: synth records its model and prompt (``model``, ``prompt_version``,
+    ``prompt_style``); pairs from elsewhere carry their own record or none, which is
+    how ``train.base_distillation = "auto"`` tells them apart.
     """
 
     pair_id: str

@@ -301,11 +301,11 @@ class TrainConfig(_Section):
         min_length=1,
         description="ratios base_merge_ratio = 'auto' tries on the val split (ties: the larger); no val split: the largest",
     )
-    base_distillation: float = Field(
-        0.0,
-        ge=0,
+    base_distillation: Annotated[float, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
         description="weight of a loss term that keeps each Matryoshka prefix's in-batch scores close to "
-        "the base model's full-dim scores (KL); 0 = off",
+        "the base model's full-dim scores (KL); 0 = off; 'auto' = 1 when most training pairs were "
+        "written by synth's LLM, else 0",
     )
     max_seq_length: int | None = Field(None, ge=8, description="token cap; unset = the model's")
     scale: float = Field(20.0, gt=0, description="MNRL similarity scale (1/temperature)")

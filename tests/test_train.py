@@ -447,13 +447,17 @@ def test_triplet_loss_trains_on_triplet_rows(tiny_run, tiny_model, one_thread):
 
 
 @pytest.mark.slow
-def test_base_merge_ratio_writes_a_model_halfway_between_base_and_tuned(tiny_run, tiny_model, one_thread, tmp_path):
+@pytest.mark.parametrize("distillation", [0.0, 1.0], ids=["plain", "distilled"])  # distilled: the teacher's weights are the base
+def test_base_merge_ratio_writes_a_model_halfway_between_base_and_tuned(
+    tiny_run, tiny_model, one_thread, tmp_path, distillation
+):
     import torch
     from sentence_transformers import SentenceTransformer
 
     tuned_run = run_from_rows(tmp_path / "tuned", financial_rows(120))
-    run_training(tuned_run, tiny_config(tiny_model, epochs=1, seed=7, base_merge_ratio=0.0), progress=False)
-    result = run_training(tiny_run, tiny_config(tiny_model, epochs=1, seed=7, base_merge_ratio=0.5), progress=False)
+    settings = {"epochs": 1, "seed": 7, "base_distillation": distillation}
+    run_training(tuned_run, tiny_config(tiny_model, base_merge_ratio=0.0, **settings), progress=False)
+    result = run_training(tiny_run, tiny_config(tiny_model, base_merge_ratio=0.5, **settings), progress=False)
 
     def weights(path):
         return SentenceTransformer(str(path), device="cpu").state_dict()

@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from conftest import financial_rows, run_from_rows
-from domainfit.artifacts import read_chunks, read_jsonl
-from domainfit.config import load_config
+from domainfit.artifacts import Pair, read_chunks, read_json, read_jsonl, read_rows, write_jsonl
+from domainfit.config import TrainConfig, load_config
 from domainfit.errors import ConfigError
 from domainfit.train import run_training
 from domainfit.train.distillation import in_batch_kl
+from domainfit.train.inputs import written_by_generator
+from domainfit.train.losses import build_loss, resolve_distillation
 from train_support import TINY_DIM, build_tiny_model
 
 
@@ -49,6 +51,32 @@ def test_a_negative_weight_is_refused():
         load_config(overrides={"train.base_distillation": -1}, environ={})
 
 
+SYNTH_GENERATOR = {"model": "gemma-3-270m-q4_k_m", "prompt_version": "synth-v3", "prompt_style": "completion"}
+
+
+def test_a_question_synth_wrote_counts_as_generated_until_a_person_edits_it():
+    synth = Pair(pair_id="a", chunk_id="c", query="What is stocked in Leeds?", generator=SYNTH_GENERATOR)
+    assert written_by_generator(synth)
+    assert not written_by_generator(synth.model_copy(update={"checks": {"edited": True}}))
+    assert not written_by_generator(Pair(pair_id="b", chunk_id="c", query="What is stocked in Leeds?"))
+    assert not written_by_generator(synth.model_copy(update={"generator": {"model": "legal-rag", "prompt_version": "dataset"}}))
+
+
+def test_auto_distils_when_most_training_pairs_are_generated_and_keeps_a_given_weight():
+    assert resolve_distillation(TrainConfig(), generated_share=1.0).base_distillation == 1.0
+    assert resolve_distillation(TrainConfig(), generated_share=0.5).base_distillation == 1.0
+    assert resolve_distillation(TrainConfig(), generated_share=0.4).base_distillation == 0.0
+    assert resolve_distillation(TrainConfig(base_distillation=0.3), generated_share=0.0).base_distillation == 0.3
+    assert resolve_distillation(TrainConfig(base_distillation=0), generated_share=1.0).base_distillation == 0
+
+
+def test_an_unresolved_auto_weight_is_refused_by_build_loss(tiny_model):
+    from sentence_transformers import SentenceTransformer
+
+    with pytest.raises(ConfigError, match="resolve"):
+        build_loss(SentenceTransformer(str(tiny_model), device="cpu"), TrainConfig(), dims=[TINY_DIM])
+
+
 def _base_kl(model_dir, base_dir, texts: list[str]) -> float:
     """KL of the base model's ranking of ``texts`` (first half queries, second half candidates) from the model's."""
     from sentence_transformers import SentenceTransformer
@@ -83,3 +111,28 @@ def test_distillation_keeps_the_trained_model_closer_to_the_base_model_and_logs_
     assert logged and all(entry["distillation"] >= 0 and "ranking" in entry for entry in logged)
     assert "distillation from the base model" in distilled.loss and "distillation" not in plain.loss
     assert distilled.loss_config["name"] == "CachedMultipleNegativesRankingLoss"
+
+
+def _as_written_by_synth(run) -> None:
+    pairs = [pair.model_copy(update={"generator": SYNTH_GENERATOR}) for pair in read_rows(run.pairs, Pair)]
+    write_jsonl(run.pairs, pairs)
+
+
+@pytest.mark.slow
+def test_auto_distils_on_pairs_synth_wrote_and_not_on_a_data_sets_own(tiny_model, tmp_path):
+    torch.set_num_threads(1)
+    overrides = {"base_model": str(tiny_model), "train.epochs": 1, "train.logging_steps": 1, "train.seed": 7}
+    config = load_config(overrides=overrides, environ={})
+    assert config.train.base_distillation == "auto"
+
+    generated = run_from_rows(tmp_path / "generated", financial_rows(60))
+    _as_written_by_synth(generated)
+    distilled = run_training(generated, config, progress=False)
+    own = run_training(run_from_rows(tmp_path / "own", financial_rows(60)), config, progress=False)
+
+    assert distilled.base_distillation == 1.0 and "distillation from the base model" in distilled.loss
+    assert "distilled from the base model (weight 1): 100% of the train pairs" in distilled.summary()
+    assert all("distillation" in entry for entry in read_jsonl(generated.root / "train_log.jsonl") if "loss" in entry)
+    assert read_json(distilled.model_dir / "domainfit_training.json")["base_distillation"] == 1.0
+    assert own.base_distillation == 0.0 and "distillation" not in own.loss
+    assert "not distilled from the base model: 0% of the train pairs" in own.summary()

@@ -7,7 +7,9 @@ the frozen base model at its full dim and by the student at each Matryoshka dim;
 term is the KL divergence of the student's softmax from the base's (as GPL distils a
 cross-encoder's scores, with the base model as the teacher). At the full dim it
 anchors the student to what the base already knew; at the small dims it teaches each
-prefix to rank as the whole base embedding does.
+prefix to rank as the whole base embedding does. ``train.base_distillation = "auto"``
+(the default) uses it for pairs synth's LLM wrote and not for a data set's own
+(:func:`domainfit.train.losses.resolve_distillation`).
 
 Example::
 

@@ -2,12 +2,13 @@
 
 Pairs come from :func:`domainfit.review.reviewed_pairs` (review decisions applied),
 restricted to the split's train and val ids; chunk texts from ``chunks.parquet``;
-mined negatives from ``triplets.parquet`` when it exists.
+mined negatives from ``triplets.parquet`` when it exists. ``generated_share`` says how
+many of the training pairs synth's LLM wrote, which ``base_distillation = "auto"`` reads.
 
 Example::
 
     inputs = load_training_inputs(run, splits, cfg.train)
-    inputs.train.counts(), len(inputs.val.queries)
+    inputs.train.counts(), len(inputs.val.queries), inputs.generated_share
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..artifacts import RunDir, content_hash, read_chunks
+from ..artifacts import Pair, RunDir, content_hash, read_chunks
 from ..config import TrainConfig
 from ..review import reviewed_pairs
 from ..splits import Splits
@@ -31,6 +32,8 @@ class TrainingInputs:
     val: ValidationSet
     has_triplets: bool
     review_counts: dict[str, int]
+    generated_share: float = 0.0
+    """Share of the training pairs written by synth's LLM (:func:`written_by_generator`)."""
 
     def counts(self) -> dict[str, int]:
         return {
@@ -47,6 +50,16 @@ class TrainingInputs:
             ensure_ascii=False,
         )
         return content_hash(payload)
+
+
+def written_by_generator(pair: Pair) -> bool:
+    """Was this question written by synth's LLM from a prompt, and not rewritten by a person?
+
+    synth records the prompt in ``pair.generator`` (``prompt_style``); a data set's own
+    pairs, or pairs a user brings, carry no prompt. A question edited on the review
+    page is a person's words.
+    """
+    return "prompt_style" in pair.generator and not pair.checks.get("edited")
 
 
 def load_training_inputs(run: RunDir, splits: Splits, config: TrainConfig) -> TrainingInputs:
@@ -71,4 +84,5 @@ def load_training_inputs(run: RunDir, splits: Splits, config: TrainConfig) -> Tr
         val=build_validation_set(val_pairs, chunks),
         has_triplets=has_triplets,
         review_counts=review.counts(),
+        generated_share=sum(map(written_by_generator, train_pairs)) / len(train_pairs) if train_pairs else 0.0,
     )

@@ -18,12 +18,14 @@ retrieve on its own. Gradient accumulation does not enlarge MNRL's in-batch
 negatives; ``cached-mnrl`` with a larger ``batch_size`` does. With
 ``train.base_distillation`` the whole is wrapped once more, in
 :class:`domainfit.train.distillation.BaseDistillationLoss`, which adds a term keeping the
-student's in-batch scores close to the base model's.
+student's in-batch scores close to the base model's. Its default, ``"auto"``, is
+resolved against the training pairs first (:func:`resolve_distillation`).
 
 Example::
 
     dims = models.resolve_matryoshka_dims(384, None)   # [384, 256, 128, 64]
-    loss = build_loss(model, config.train, dims=dims, mini_batch_size=32)
+    settings = resolve_distillation(config.train, generated_share=1.0)
+    loss = build_loss(model, settings, dims=dims, mini_batch_size=32)
 """
 
 from __future__ import annotations
@@ -31,9 +33,39 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from ..config import TrainConfig
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
+
+#: The weight ``base_distillation = "auto"`` gives pairs written by synth's LLM. Chosen on
+#: Cranfield's human dev queries (docs/train.md); on a data set's own pairs the legal
+#: set's val split scored lower with it at every dim, so "auto" leaves it off there.
+AUTO_DISTILLATION_WEIGHT = 1.0
+
+
+def resolve_distillation(config: TrainConfig, *, generated_share: float) -> TrainConfig:
+    """``config`` with ``base_distillation = "auto"`` made a number for these training pairs.
+
+    ``generated_share`` is the share of training pairs written by synth's LLM (see
+    :func:`domainfit.train.inputs.written_by_generator`): at least half, and the base
+    model is distilled from at :data:`AUTO_DISTILLATION_WEIGHT`; fewer, and it is off.
+    A number is kept as it is.
+
+    Example::
+
+        resolve_distillation(TrainConfig(), generated_share=1.0).base_distillation   # 1.0
+    """
+    if config.base_distillation != "auto":
+        return config
+    weight = AUTO_DISTILLATION_WEIGHT if generated_share >= 0.5 else 0.0
+    return config.model_copy(update={"base_distillation": weight})
+
+
+def _distillation_weight(config: TrainConfig) -> float:
+    if config.base_distillation == "auto":
+        raise ConfigError('train.base_distillation = "auto" must be resolved against the pairs first (resolve_distillation)')
+    return float(config.base_distillation)
 
 
 def build_loss(
@@ -53,7 +85,7 @@ def build_loss(
 
     Example::
 
-        loss = build_loss(model, TrainConfig(loss="mnrl"), dims=[384, 128])
+        loss = build_loss(model, TrainConfig(loss="mnrl", base_distillation=0), dims=[384, 128])
     """
     from sentence_transformers.sentence_transformer import losses
 
@@ -79,7 +111,8 @@ def build_loss(
         raise ValueError(f"unknown loss {config.loss!r}")
     if dims:
         inner = losses.MatryoshkaLoss(model, inner, matryoshka_dims=list(dims))
-    if not config.base_distillation:
+    weight = _distillation_weight(config)
+    if not weight:
         return inner
     from .distillation import BaseDistillationLoss
 
@@ -87,7 +120,7 @@ def build_loss(
         model,
         inner,
         dims=list(dims) or [model.get_embedding_dimension()],
-        weight=config.base_distillation,
+        weight=weight,
         scale=config.scale,
     )
 
@@ -100,7 +133,7 @@ def inner_loss_config(loss) -> dict:
 
     Example::
 
-        inner_loss_config(build_loss(model, TrainConfig(), dims=[384]))["mini_batch_size"]   # 32
+        inner_loss_config(build_loss(model, TrainConfig(base_distillation=0), dims=[384]))["mini_batch_size"]   # 32
     """
     inner = loss
     while type(inner).__name__ in _WRAPPERS:
@@ -118,7 +151,7 @@ def loss_description(config: TrainConfig, dims: Sequence[int], n_negatives: int)
 
     Example::
 
-        loss_description(TrainConfig(), [384, 256], 1)
+        loss_description(TrainConfig(base_distillation=0), [384, 256], 1)
     """
     name = {
         "mnrl": "MultipleNegativesRankingLoss",
@@ -130,6 +163,7 @@ def loss_description(config: TrainConfig, dims: Sequence[int], n_negatives: int)
         name += f" (scale {config.scale:g}, {n_negatives} mined negative{plural} per pair)"
     if dims:
         name = f"MatryoshkaLoss {list(dims)} over {name}"
-    if config.base_distillation:
-        name += f", plus {config.base_distillation:g} x distillation from the base model's in-batch scores"
+    weight = _distillation_weight(config)
+    if weight:
+        name += f", plus {weight:g} x distillation from the base model's in-batch scores"
     return name

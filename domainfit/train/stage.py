@@ -54,6 +54,11 @@ class TrainResult:
     base_merge_ratio: float = 0.0
     merge_ratio_scores: dict[float, float] = field(default_factory=dict)
     """Validation score of each ratio tried (``base_merge_ratio = "auto"``); empty for a fixed ratio."""
+    base_distillation: float = 0.0
+    distillation_chosen: bool = False
+    """True when ``base_distillation = "auto"`` set the weight from ``generated_share``."""
+    generated_share: float = 0.0
+    """Share of the training pairs written by synth's LLM."""
     discarded_checkpoints: list[str] = field(default_factory=list)
     is_main_process: bool = True
     seconds: float = 0.0
@@ -70,6 +75,8 @@ class TrainResult:
             "loss_config": self.loss_config,
             "base_merge_ratio": self.base_merge_ratio,
             "merge_ratio_scores": {f"{ratio:g}": score for ratio, score in self.merge_ratio_scores.items()},
+            "base_distillation": self.base_distillation,
+            "generated_share": round(self.generated_share, 4),
             "dims": self.dims,
             "counts": self.data_counts,
             "batch_size": self.batch_size,
@@ -101,6 +108,12 @@ class TrainResult:
             lines.append(f"  resumed from {self.resumed_from} ({self.steps_this_run} steps this run)")
         if self.discarded_checkpoints:
             lines.append(f"  discarded checkpoints of another config or cut short: {', '.join(self.discarded_checkpoints)}")
+        if self.distillation_chosen:
+            share = f"{self.generated_share:.0%} of the train pairs were written by the generator"
+            if self.base_distillation:
+                lines.append(f"  distilled from the base model (weight {self.base_distillation:g}): {share} (base_distillation = \"auto\")")
+            else:
+                lines.append(f"  not distilled from the base model: {share} (base_distillation = \"auto\")")
         chosen = ""
         if self.merge_ratio_scores:
             tried = ", ".join(f"{ratio:g}: {score:.4f}" for ratio, score in self.merge_ratio_scores.items())

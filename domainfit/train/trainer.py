@@ -45,7 +45,7 @@ from .checks import check_model_fit
 from .data import to_datasets
 from .validation import build_evaluator
 from .inputs import TrainingInputs
-from .losses import build_loss, inner_loss_config, loss_description
+from .losses import build_loss, inner_loss_config, loss_description, resolve_distillation
 from .merge import choose_merge_ratio, merge_with_base
 from .progress import ReadableProgress, main_metric_name, quiet_library_bars
 from .stage import TrainResult
@@ -120,6 +120,9 @@ class _Plan:
 def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progress: bool = True) -> TrainResult:
     """Train ``config.base_model`` on ``inputs`` and write ``run.model_dir``; see the module doc."""
     started = time.perf_counter()
+    config_distillation = config.train.base_distillation
+    train_settings = resolve_distillation(config.train, generated_share=inputs.generated_share)
+    config = config.model_copy(update={"train": train_settings})
     model = load_model(config.base_model, allow_downloads=config.allow_downloads)
     if config.train.max_seq_length:
         model.max_seq_length = config.train.max_seq_length
@@ -137,7 +140,7 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
     resume = last_complete_checkpoint(run.checkpoints_dir)
     resumed_step = _global_step(resume) if resume else 0  # read now: the trainer may rotate that checkpoint out
     trainer = _trainer(model, loss, run, config, inputs, plan, progress)
-    base_state = _base_weights(model) if config.train.base_merge_ratio != 0 else None
+    base_state = _base_weights(model, loss) if config.train.base_merge_ratio != 0 else None
     _readable_output(trainer, run, metric=main_metric_name(plan.metric), similarity=plan.similarity, progress=progress)
     with quiet_library_bars():
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
@@ -149,6 +152,8 @@ def fit(run: RunDir, config: RunConfig, inputs: TrainingInputs, *, state, progre
         best = merge.evaluation or best
     result = _result(trainer, loss, run, config, inputs, plan, best=best, resume=resume, resumed_step=resumed_step)
     result.base_merge_ratio, result.merge_ratio_scores = merge.ratio, merge.scores
+    result.base_distillation, result.generated_share = float(train_settings.base_distillation), inputs.generated_share
+    result.distillation_chosen = config_distillation == "auto"
     result.discarded_checkpoints = discarded
     result.is_main_process = state.is_main_process
     if state.is_main_process:
@@ -277,8 +282,15 @@ def _merge(trainer, base_state: dict, settings, plan: _Plan) -> _Merge:
     return _Merge(ratio=ratio, evaluation=evaluate(trainer.model) if evaluator is not None else None)
 
 
-def _base_weights(model) -> dict:
-    """A CPU copy of the weights before training: what the WiSE-FT merge averages back in."""
+def _base_weights(model, loss) -> dict:
+    """The weights before training, which the WiSE-FT merge averages back in.
+
+    With distillation the loss already holds them, frozen, as its teacher; otherwise
+    they are copied to CPU, so the base model is never held twice.
+    """
+    teacher = getattr(loss, "teacher", None)
+    if teacher is not None:
+        return teacher.state_dict()
     return {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
 
 
