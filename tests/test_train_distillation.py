@@ -77,6 +77,44 @@ def test_an_unresolved_auto_weight_is_refused_by_build_loss(tiny_model):
         build_loss(SentenceTransformer(str(tiny_model), device="cpu"), TrainConfig(), dims=[TINY_DIM])
 
 
+def _loss_and_gradients(model_dir, *, cached: bool, texts: list[list[str]]):
+    """The distilled loss's two parts and every parameter's gradient, for one batch, without dropout."""
+    from sentence_transformers import SentenceTransformer
+
+    from domainfit.train.distillation import BaseDistillationLoss
+
+    model = SentenceTransformer(str(model_dir), device="cpu")
+    model.eval()  # no dropout: the two ways must see the same embeddings
+    ranking = build_loss(model, TrainConfig(loss="cached-mnrl" if cached else "mnrl", base_distillation=0),
+                         dims=[TINY_DIM, 8], mini_batch_size=2)
+    loss = BaseDistillationLoss(model, ranking, dims=[TINY_DIM, 8], weight=2.0, scale=20.0)
+    loss.eval()
+    with torch.no_grad():  # move the student away from the teacher, the same way for both
+        generator = torch.Generator().manual_seed(3)
+        for parameter in model.parameters():
+            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
+    parts = loss([model.tokenize(column) for column in texts], None)
+    sum(parts.values()).backward()
+    gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters() if parameter.grad is not None}
+    return {name: value.item() for name, value in parts.items()}, gradients, loss.shares_embeddings
+
+
+def test_with_cached_mnrl_the_term_rides_on_its_cached_embeddings_with_the_same_gradients(tiny_model):
+    torch.manual_seed(0)
+    texts = [
+        ["Where are spare bearings stocked?", "How long is a contractor pass valid?", "Who audits the turbines?"],
+        ["Spare bearings are stocked in Leeds.", "A contractor pass is valid for a day.", "Turbines are audited yearly."],
+        ["The canteen opens at noon.", "Parking is behind building B.", "The museum closes on Mondays."],
+    ]
+    fused, fused_gradients, shares = _loss_and_gradients(tiny_model, cached=True, texts=texts)
+    separate, separate_gradients, separate_shares = _loss_and_gradients(tiny_model, cached=False, texts=texts)
+    assert shares and not separate_shares
+    assert fused["distillation"] > 0 and fused == pytest.approx(separate, rel=1e-4)
+    assert set(fused_gradients) == set(separate_gradients)
+    for name, gradient in fused_gradients.items():
+        torch.testing.assert_close(gradient, separate_gradients[name], rtol=1e-3, atol=1e-5, msg=name)
+
+
 def _base_kl(model_dir, base_dir, texts: list[str]) -> float:
     """KL of the base model's ranking of ``texts`` (first half queries, second half candidates) from the model's."""
     from sentence_transformers import SentenceTransformer

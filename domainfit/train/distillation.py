@@ -27,7 +27,13 @@ from torch import Tensor, nn
 
 
 class BaseDistillationLoss(nn.Module):
-    """``inner`` plus ``weight`` x the base-score KL, summed over ``dims``; logged as two components."""
+    """``inner`` plus ``weight`` x the base-score KL, summed over ``dims``; logged as two components.
+
+    With a gradient-caching ranking loss (cached MNRL, the default) the term is computed
+    on the very embeddings that loss caches, inside its ``calculate_loss``, so it adds
+    no forward or backward pass of the student, only the teacher's forward pass. With
+    another ranking loss the student embeds the batch once more for it.
+    """
 
     def __init__(self, model, inner: nn.Module, *, dims: Sequence[int], weight: float, scale: float) -> None:
         super().__init__()
@@ -37,15 +43,33 @@ class BaseDistillationLoss(nn.Module):
         self.dims = tuple(dims)
         self.weight = weight
         self.scale = scale
+        self._batch_teacher: list[Tensor] = []
+        self._terms: list[Tensor] = []
+        cached = _gradient_cached(inner)
+        self.shares_embeddings = cached is not None
+        self._teacher_rows = getattr(cached, "mini_batch_size", None)
+        if cached is not None:
+            cached.calculate_loss = _WithDistillation(cached.calculate_loss, self)
 
     def forward(self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor | None) -> dict[str, Tensor]:
         inputs = list(sentence_features)  # each pass gets its own copies: the models write their outputs into them
-        ranking = self.loss([dict(features) for features in inputs], labels)
         with torch.no_grad():
-            teacher = _embed(self.teacher, [dict(features) for features in inputs])
+            teacher = _embed(self.teacher, [dict(features) for features in inputs], rows=self._teacher_rows)
+        if self.shares_embeddings:
+            self._batch_teacher, self._terms = teacher, []
+            try:
+                total = self.loss([dict(features) for features in inputs], labels)
+            finally:
+                self._batch_teacher = []
+            distillation = torch.stack(self._terms).sum() if self._terms else total.new_zeros(())
+            return {"ranking": total - distillation, "distillation": distillation}
+        ranking = self.loss([dict(features) for features in inputs], labels)
         student = _embed(self.model, [dict(features) for features in inputs])
-        distillation = sum(in_batch_kl(student, teacher, dim=dim, scale=self.scale) for dim in self.dims)
-        return {"ranking": ranking, "distillation": self.weight * distillation}
+        return {"ranking": ranking, "distillation": self.term(student, teacher)}
+
+    def term(self, student: Sequence[Tensor], teacher: Sequence[Tensor]) -> Tensor:
+        """``weight`` x the KL of every dim's in-batch ranking from the teacher's."""
+        return self.weight * sum(in_batch_kl(student, teacher, dim=dim, scale=self.scale) for dim in self.dims)
 
     def train(self, mode: bool = True) -> "BaseDistillationLoss":
         super().train(mode)
@@ -54,6 +78,39 @@ class BaseDistillationLoss(nn.Module):
 
     def get_config_dict(self) -> dict[str, Any]:
         return {"loss": type(self.loss).__name__, "dims": self.dims, "weight": self.weight, "scale": self.scale}
+
+
+class _WithDistillation:
+    """A gradient-caching loss's ``calculate_loss`` plus the distillation term on the same embeddings.
+
+    The cached loss calls it with every column's embeddings, one leaf tensor per
+    mini-batch, and reads their gradients as its cache; the term's gradient is added to
+    that cache here, so the student's second pass (GradCache's step 3) carries both.
+    The term's detached value is kept for the log.
+    """
+
+    def __init__(self, calculate_loss, owner: BaseDistillationLoss) -> None:
+        self.calculate_loss = calculate_loss
+        self.owner = owner
+
+    def __call__(self, reps: list[list[Tensor]], labels: Tensor | None = None, *, with_backward: bool = False) -> Tensor:
+        ranking = self.calculate_loss(reps, labels, with_backward=with_backward)
+        if not self.owner._batch_teacher:  # called outside BaseDistillationLoss.forward
+            return ranking
+        term = self.owner.term([torch.cat(column) for column in reps], self.owner._batch_teacher)
+        if with_backward:
+            term.backward()
+            term = term.detach()
+        self.owner._terms.append(term.detach())
+        return ranking + term
+
+
+def _gradient_cached(loss: nn.Module):
+    """The gradient-caching loss at the core of ``loss`` (inside MatryoshkaLoss or bare), else None."""
+    from sentence_transformers.base.losses.gradcache import uses_gradient_cache
+
+    core = getattr(loss, "loss", loss) if type(loss).__name__ == "MatryoshkaLoss" else loss
+    return core if uses_gradient_cache(core) else None
 
 
 def in_batch_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], *, dim: int, scale: float) -> Tensor:
@@ -79,8 +136,19 @@ def _scores(columns: list[Tensor]) -> Tensor:
     return queries @ candidates.T
 
 
-def _embed(model, features: list[dict[str, Tensor]]) -> list[Tensor]:
-    return [model(column)["sentence_embedding"] for column in features]
+def _embed(model, features: list[dict[str, Tensor]], rows: int | None = None) -> list[Tensor]:
+    """One embedding tensor per column; ``rows`` at a time when given (the teacher, at the cached loss's memory)."""
+    return [torch.cat([model(part)["sentence_embedding"] for part in _row_slices(column, rows)]) for column in features]
+
+
+def _row_slices(features: dict[str, Tensor], rows: int | None) -> list[dict[str, Tensor]]:
+    size = next((len(value) for value in features.values() if isinstance(value, Tensor)), 0)
+    if not rows or size <= rows:
+        return [features]
+    return [
+        {key: value[begin : begin + rows] if isinstance(value, Tensor) else value for key, value in features.items()}
+        for begin in range(0, size, rows)
+    ]
 
 
 def _frozen_copy(model):
