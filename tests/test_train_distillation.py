@@ -100,7 +100,6 @@ def _loss_and_gradients(model_dir, *, cached: bool, texts: list[list[str]]):
 
 
 def test_with_cached_mnrl_the_term_rides_on_its_cached_embeddings_with_the_same_gradients(tiny_model):
-    torch.manual_seed(0)
     texts = [
         ["Where are spare bearings stocked?", "How long is a contractor pass valid?", "Who audits the turbines?"],
         ["Spare bearings are stocked in Leeds.", "A contractor pass is valid for a day.", "Turbines are audited yearly."],
