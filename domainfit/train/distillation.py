@@ -108,8 +108,9 @@ class _WithDistillation:
 def _gradient_cached(loss: nn.Module):
     """The gradient-caching loss at the core of ``loss`` (inside MatryoshkaLoss or bare), else None."""
     from sentence_transformers.base.losses.gradcache import uses_gradient_cache
+    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss
 
-    core = getattr(loss, "loss", loss) if type(loss).__name__ == "MatryoshkaLoss" else loss
+    core = loss.loss if isinstance(loss, MatryoshkaLoss) else loss
     return core if uses_gradient_cache(core) else None
 
 
